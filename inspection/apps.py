@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class InspectionConfig(AppConfig):
+    name = "inspection"
+    verbose_name = "Rust inspection"
+    default_auto_field = "django.db.models.BigAutoField"

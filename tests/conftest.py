@@ -1,0 +1,126 @@
+"""Fixtures shared by the whole suite: isolated media, users per role, API clients."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SEED = SHARED / "data" / "corrosion-seed"
+WEIGHTS = SHARED / "weights"
+
+
+@pytest.fixture(scope="session")
+def seed_dir() -> Path:
+    if not SEED.is_dir():
+        pytest.skip(f"seed photos not found at {SEED}")
+    return SEED
+
+
+@pytest.fixture(scope="session")
+def keras_home(tmp_path_factory) -> Path:
+    """A KERAS_HOME of the session's own holding ../shared/weights (no download)."""
+    import os
+
+    home = tmp_path_factory.mktemp("keras_home")
+    (home / "models").mkdir()
+    for f in WEIGHTS.glob("*.h5"):
+        shutil.copy(f, home / "models" / f.name)
+    os.environ["KERAS_HOME"] = str(home)
+    return home
+
+
+@pytest.fixture(autouse=True)
+def _media_root(request, tmp_path, settings):
+    """Every Django test writes photos into its own folder."""
+    if "django_db_setup" not in request.fixturenames and "db" not in request.fixturenames:
+        # ml/ tests never touch Django settings
+        pass
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+@pytest.fixture(autouse=True)
+def _celery_eager(request):
+    """Unit and API tests run Celery tasks in-process; integration tests use real workers."""
+    from inspection.celery import app
+
+    if "integration" in str(request.node.fspath):
+        yield
+        return
+    app.conf.task_always_eager = True
+    app.conf.task_eager_propagates = True
+    yield
+    app.conf.task_always_eager = False
+
+
+def make_user(username: str, role: str | None, **extra):
+    from django.contrib.auth.models import Group, User
+
+    user = User.objects.create_user(username=username, password="pw-" + username, **extra)
+    if role:
+        user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+@pytest.fixture
+def integration_user(db):
+    return make_user("drone", "integration")
+
+
+@pytest.fixture
+def inspector(db):
+    return make_user("ines", "inspector")
+
+
+@pytest.fixture
+def supervisor(db):
+    return make_user("sam", "supervisor")
+
+
+@pytest.fixture
+def api_client():
+    from rest_framework.test import APIClient
+
+    return APIClient()
+
+
+@pytest.fixture
+def client_for(db):
+    """client_for(user) -> an APIClient authenticated as that user."""
+    from rest_framework.test import APIClient
+
+    def make(user):
+        c = APIClient()
+        if user is not None:
+            c.force_authenticate(user)
+        return c
+
+    return make
+
+
+def jpeg_bytes(width: int = 64, height: int = 48, color=(180, 80, 30), fmt: str = "JPEG",
+               **save_kwargs) -> bytes:
+    """A small real image, encoded."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(buf, fmt, **save_kwargs)
+    return buf.getvalue()
+
+
+@pytest.fixture
+def asset(db):
+    from inspection.models import Asset
+
+    return Asset.objects.create(name="Hull 7", kind="hull")
+
+
+@pytest.fixture
+def inspection(asset):
+    from inspection.models import Inspection
+
+    return Inspection.objects.create(asset=asset, name="2026 dry dock")
