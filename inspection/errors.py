@@ -69,3 +69,10 @@ class InvalidArchive(DomainError):
 class NotFound(DomainError):
     status = 404
     code = "not_found"
+
+
+class Conflict(DomainError):
+    """The thing to create exists already (an asset or inspection name in use)."""
+
+    status = 409
+    code = "conflict"

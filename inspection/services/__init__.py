@@ -1,0 +1,8 @@
+"""Domain logic: every write to the inspection records goes through these modules.
+
+- catalog: assets and inspections
+- photos: ingest (validation, EXIF, hashes, near-duplicates), verdicts, thumbnails
+- boxes: saving a photo's boxes, reviewing model suggestions
+- voc_io: Pascal VOC import (folders, zips) and export (zips)
+- history / voc_files: the audit trail and the labelImg XML beside each image
+"""

@@ -1,0 +1,255 @@
+"""Saving a photo's boxes, and reviewing the model's suggestions.
+
+A save replaces the photo's human (and accepted) boxes in one transaction,
+refuses a stale version (412 with the current state), records the change in
+the history and rewrites the labelImg XML beside the image atomically.
+Model boxes still `suggested` are left alone unless the client sends their id:
+then a person has looked at them, and they become accepted boxes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+
+from inspection.errors import DomainError, InvalidBoxes, StaleEdit
+from inspection.models import Box, Label, Photo, PhotoEvent
+from inspection.services.history import (
+    actor_or_none,
+    box_state,
+    check_version,
+    photo_state,
+    record_event,
+)
+from inspection.services.voc_files import restoring_voc, voc_path, write_photo_voc
+
+__all__ = ["annotation_state", "review_suggestion", "save_boxes", "validate_boxes", "voc_path"]
+
+_COORDS = ("xmin", "ymin", "xmax", "ymax")
+
+
+def _coordinate(value: Any, where: str, key: str) -> int:
+    if isinstance(value, bool) or value is None:
+        raise InvalidBoxes(f"{where}: {key} must be a whole number of pixels.", field=key)
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise InvalidBoxes(
+                f"{where}: {key}={value} is not a whole number of pixels.", field=key
+            )
+        return int(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value.strip())
+    raise InvalidBoxes(f"{where}: {key}={value!r} is not a whole number of pixels.", field=key)
+
+
+def validate_boxes(photo: Photo, boxes: Any) -> list[dict[str, Any]]:
+    """Normalise and check the client's boxes: inside the image, non-empty, known labels.
+
+    Errors name the box by its index, so the editor can point at it.
+    """
+    if not isinstance(boxes, list | tuple):
+        raise InvalidBoxes("Boxes must be a list of {xmin, ymin, xmax, ymax, label} objects.")
+    labels = {label.name: label for label in Label.objects.all()}
+    seen_ids: set[int] = set()
+    clean: list[dict[str, Any]] = []
+    for i, raw in enumerate(boxes):
+        where = f"box {i}"
+        if not isinstance(raw, dict):
+            raise InvalidBoxes(f"{where}: expected an object with xmin, ymin, xmax, ymax.", index=i)
+        missing = [k for k in _COORDS if k not in raw]
+        if missing:
+            raise InvalidBoxes(f"{where}: missing {', '.join(missing)}.", index=i)
+        try:
+            xmin, ymin, xmax, ymax = (_coordinate(raw[k], where, k) for k in _COORDS)
+        except InvalidBoxes as exc:
+            exc.extra["index"] = i
+            raise
+        if not (xmin < xmax and ymin < ymax):
+            raise InvalidBoxes(
+                f"{where}: empty box ({xmin},{ymin},{xmax},{ymax}); "
+                "it needs xmin < xmax and ymin < ymax.",
+                index=i,
+            )
+        if xmin < 0 or ymin < 0 or xmax > photo.width or ymax > photo.height:
+            raise InvalidBoxes(
+                f"{where}: ({xmin},{ymin},{xmax},{ymax}) is outside the "
+                f"{photo.width}x{photo.height} photo.",
+                index=i,
+            )
+        label_name = raw.get("label", "rust")
+        if isinstance(label_name, dict):  # tolerate {"name": ...} from a GET round trip
+            label_name = label_name.get("name")
+        label = labels.get(label_name) if isinstance(label_name, str) else None
+        if label is None:
+            known = ", ".join(sorted(labels)) or "none"
+            raise InvalidBoxes(f"{where}: unknown label {label_name!r} (known: {known}).", index=i)
+        difficult = raw.get("difficult", False)
+        if difficult in (0, 1, "0", "1"):
+            difficult = bool(int(difficult))
+        if not isinstance(difficult, bool):
+            raise InvalidBoxes(f"{where}: difficult must be true or false.", index=i)
+        box_id = raw.get("id")
+        if box_id is not None:
+            if isinstance(box_id, bool) or not isinstance(box_id, int | str):
+                raise InvalidBoxes(f"{where}: id {box_id!r} is not a box id.", index=i)
+            try:
+                box_id = int(box_id)
+            except ValueError as exc:
+                raise InvalidBoxes(f"{where}: id {box_id!r} is not a box id.", index=i) from exc
+            if box_id in seen_ids:
+                raise InvalidBoxes(f"{where}: box {box_id} is sent twice.", index=i)
+            seen_ids.add(box_id)
+        clean.append(
+            {
+                "id": box_id,
+                "xmin": xmin,
+                "ymin": ymin,
+                "xmax": xmax,
+                "ymax": ymax,
+                "label": label,
+                "difficult": difficult,
+            }
+        )
+    return clean
+
+
+def annotation_state(photo: Photo) -> dict[str, Any]:
+    """What a box save changes, for the history: verified and the annotation boxes."""
+    boxes = (
+        Box.objects.filter(photo_id=photo.pk)
+        .exclude(source=Box.Source.MODEL, state__in=[Box.State.SUGGESTED, Box.State.REJECTED])
+        .select_related("label")
+        .order_by("id")
+    )
+    return {"verified": photo.verified, "boxes": [box_state(b) for b in boxes]}
+
+
+def _stale(photo: Photo, expected: int) -> StaleEdit:
+    return StaleEdit(
+        f"Photo {photo.pk} is at version {photo.version}, not {expected}: someone else "
+        "changed its boxes or verdict. Reload to see their work, then save again.",
+        current=photo_state(photo),
+    )
+
+
+def save_boxes(
+    *,
+    photo: Photo,
+    boxes: list[dict[str, Any]],
+    user: AbstractBaseUser | None,
+    expected_version: int,
+    verified: bool | None = None,
+    action: str = PhotoEvent.Action.BOXES,
+) -> Photo:
+    """Replace the photo's human and accepted boxes; returns the photo at its new version.
+
+    Items may carry the `id` of an existing box of this photo: a human box is
+    updated in place, a model box becomes an accepted box (keeping its score
+    and model version). Accepted model boxes left out are marked rejected;
+    suggestions left out stay suggestions.
+    """
+    expected = check_version(expected_version)
+    if verified is not None and not isinstance(verified, bool):
+        raise DomainError("verified must be true or false.", field="verified")
+    actor = actor_or_none(user)
+    with restoring_voc(photo), transaction.atomic():
+        locked = Photo.objects.select_for_update().get(pk=photo.pk)
+        if expected != locked.version:
+            raise _stale(locked, expected)
+        clean = validate_boxes(locked, boxes)
+        before = annotation_state(locked)
+        existing = {b.id: b for b in Box.objects.filter(photo=locked)}
+        for i, item in enumerate(clean):
+            if item["id"] is not None and item["id"] not in existing:
+                raise InvalidBoxes(
+                    f"box {i}: box {item['id']} is not a box of photo {locked.pk}.", index=i
+                )
+
+        kept: set[int] = set()
+        for item in clean:
+            fields = {k: item[k] for k in (*_COORDS, "label", "difficult")}
+            box = existing.get(item["id"]) if item["id"] is not None else None
+            if box is None:
+                box = Box(photo=locked, source=Box.Source.HUMAN, state=Box.State.ACCEPTED)
+            else:
+                kept.add(box.id)
+            changed = (
+                box.pk is None
+                or box.state != Box.State.ACCEPTED
+                or any(getattr(box, k) != v for k, v in fields.items())
+            )
+            if not changed:
+                continue
+            for k, v in fields.items():
+                setattr(box, k, v)
+            box.state = Box.State.ACCEPTED
+            box.changed_by = actor
+            box.save()
+
+        for box in existing.values():
+            if box.id in kept:
+                continue
+            if box.source == Box.Source.HUMAN:
+                box.delete()
+            elif box.state == Box.State.ACCEPTED:
+                # Once accepted, now removed by a person: keep it as a rejected suggestion
+                # (the model learns from what people refuse).
+                box.state = Box.State.REJECTED
+                box.changed_by = actor
+                box.save(update_fields=["state", "changed_by", "changed_at"])
+
+        if verified is not None:
+            locked.verified = verified
+        locked.version += 1
+        locked.save(update_fields=["verified", "version"])
+        record_event(
+            photo=locked, action=action, user=user, before=before, after=annotation_state(locked)
+        )
+        write_photo_voc(locked)
+    return locked
+
+
+def review_suggestion(
+    *,
+    box: Box,
+    action: str,
+    user: AbstractBaseUser | None,
+    expected_version: int | None = None,
+) -> Photo:
+    """A supervisor accepts or rejects one model suggestion (audited, XML rewritten)."""
+    if action not in {"accept", "reject"}:
+        raise DomainError(
+            f"Unknown review action {action!r}; use 'accept' or 'reject'.", field="action"
+        )
+    if box.source != Box.Source.MODEL:
+        raise InvalidBoxes(
+            f"Box {box.pk} was drawn by a person; only model suggestions are reviewed."
+        )
+    photo = box.photo
+    with restoring_voc(photo), transaction.atomic():
+        locked = Photo.objects.select_for_update().get(pk=photo.pk)
+        if expected_version is not None:
+            expected = check_version(expected_version)
+            if expected != locked.version:
+                raise _stale(locked, expected)
+        current = Box.objects.select_related("label").get(pk=box.pk)
+        before = box_state(current)
+        current.state = Box.State.ACCEPTED if action == "accept" else Box.State.REJECTED
+        current.changed_by = actor_or_none(user)
+        current.save(update_fields=["state", "changed_by", "changed_at"])
+        locked.version += 1
+        locked.save(update_fields=["version"])
+        record_event(
+            photo=locked,
+            action=PhotoEvent.Action.SUGGESTION,
+            user=user,
+            before={"box": before},
+            after={"box": box_state(current), "review": action},
+        )
+        write_photo_voc(locked)
+    box.state = current.state
+    return locked
