@@ -37,9 +37,7 @@ def noisy_jpeg(width: int = 200, height: int = 120, seed: int = 1, **save) -> by
 
 
 def ingest(inspection, data: bytes, name: str = "p.jpg", user=None) -> Photo:
-    return ingest_photo(
-        inspection=inspection, file=io.BytesIO(data), filename=name, user=user
-    )
+    return ingest_photo(inspection=inspection, file=io.BytesIO(data), filename=name, user=user)
 
 
 def media_files(media: Path) -> list[Path]:
@@ -204,8 +202,12 @@ def test_several_files_one_bad_does_not_lose_the_others(inspection):
     good1, good2 = jpeg_bytes(color=(1, 2, 3)), jpeg_bytes(color=(200, 100, 0), fmt="PNG")
     results = ingest_photos(
         inspection=inspection,
-        files=[(io.BytesIO(good1), "1.jpg"), (io.BytesIO(b"nope"), "2.jpg"),
-               (io.BytesIO(good2), "3.png"), (io.BytesIO(good1), "4.jpg")],
+        files=[
+            (io.BytesIO(good1), "1.jpg"),
+            (io.BytesIO(b"nope"), "2.jpg"),
+            (io.BytesIO(good2), "3.png"),
+            (io.BytesIO(good1), "4.jpg"),
+        ],
         user=None,
     )
     assert isinstance(results[0], Photo) and isinstance(results[2], Photo)
