@@ -33,6 +33,22 @@ def keras_home(tmp_path_factory) -> Path:
     return home
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory):
+    """Keep the SQLite test database in a file, not in memory.
+
+    Integration tests start real Celery worker processes that must see the rows
+    the test wrote; an in-memory database is private to one process.
+    """
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        test = db.setdefault("TEST", {})
+        if not test.get("NAME") or test["NAME"] == ":memory:":
+            test["NAME"] = str(tmp_path_factory.mktemp("db") / "test.sqlite3")
+
+
 @pytest.fixture(autouse=True)
 def _media_root(request, tmp_path, settings):
     """Every Django test writes photos into its own folder."""
@@ -102,8 +118,9 @@ def client_for(db):
     return make
 
 
-def jpeg_bytes(width: int = 64, height: int = 48, color=(180, 80, 30), fmt: str = "JPEG",
-               **save_kwargs) -> bytes:
+def jpeg_bytes(
+    width: int = 64, height: int = 48, color=(180, 80, 30), fmt: str = "JPEG", **save_kwargs
+) -> bytes:
     """A small real image, encoded."""
     from PIL import Image
 
