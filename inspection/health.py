@@ -52,7 +52,7 @@ def check_broker() -> str:
         options = app.conf.broker_transport_options or {}
         folders = {
             options.get(key)
-            for key in ("data_folder_in", "data_folder_out", "processed_folder")
+            for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder")
             if options.get(key)
         }
         if not folders:

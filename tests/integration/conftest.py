@@ -93,13 +93,14 @@ def celery_worker_process(tmp_path, settings) -> Iterator[Callable[[str], Worker
         options: dict = {}
         if broker_url.startswith("filesystem://"):
             broker = var / "broker"
-            for sub in ("in", "processed"):
+            for sub in ("in", "processed", "control"):
                 (broker / sub).mkdir(parents=True, exist_ok=True)
             # The same folders settings.py derives from RUSTWATCH_VAR in the worker.
             options = {
                 "data_folder_in": str(broker / "in"),
                 "data_folder_out": str(broker / "in"),
                 "processed_folder": str(broker / "processed"),
+                "control_folder": str(broker / "control"),
                 "store_processed": False,
             }
         point_app_at(broker_url, options)
