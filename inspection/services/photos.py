@@ -48,6 +48,7 @@ __all__ = [
     "read_upload",
     "render_thumbnail",
     "set_verdict",
+    "delete_photo",
     "validate_image",
 ]
 
@@ -402,3 +403,33 @@ def render_thumbnail(photo: Photo) -> str:
     Photo.objects.filter(pk=photo.pk).update(thumbnail=name)
     photo.thumbnail.name = name
     return name
+
+
+def delete_photo(*, photo: Photo) -> None:
+    """Delete a photo with its boxes and history, and its files once the delete commits.
+
+    If it was the root of a near-duplicate group, the oldest other member becomes
+    the root, so the rest of the group stays linked.
+    """
+    from inspection.services.voc_files import voc_path
+
+    names = [n for n in (photo.image.name, photo.thumbnail.name if photo.thumbnail else "") if n]
+    xml = voc_path(photo)
+
+    def remove_files() -> None:
+        for name in names:
+            default_storage.delete(name)
+        xml.unlink(missing_ok=True)
+
+    with transaction.atomic():
+        members = list(
+            Photo.objects.filter(near_duplicate_of=photo).exclude(pk=photo.pk).order_by("id")
+        )
+        if members:
+            new_root = members[0]
+            Photo.objects.filter(pk=new_root.pk).update(near_duplicate_of=None)
+            Photo.objects.filter(pk__in=[m.pk for m in members[1:]]).update(
+                near_duplicate_of=new_root
+            )
+        photo.delete()
+        transaction.on_commit(remove_files, robust=True)

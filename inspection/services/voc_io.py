@@ -379,7 +379,8 @@ def import_voc(
             raise InvalidArchive(f"{display}: no JPEG, PNG or WebP images found.")
         if inspection is None:
             inspection = get_or_create_inspection(
-                asset_name=asset_name or "Imports",
+                # A new inspection named by the caller gets an asset of the same name.
+                asset_name=asset_name or inspection_name or "Imports",
                 inspection_name=inspection_name
                 or f"{Path(display).stem or 'import'} {timezone.localdate():%Y-%m-%d}",
                 user=user,

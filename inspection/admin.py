@@ -1,0 +1,263 @@
+"""Django admin for every model.
+
+Photos, boxes and history are inspection records: the admin shows them but
+does not edit boxes or verdicts (that would bypass the history and the VOC
+XML); those changes go through the app. Deleting a photo goes through the
+service, so its files go too.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html
+
+from inspection.models import Asset, Box, Inspection, Label, Photo, PhotoEvent
+from inspection.services.photos import delete_photo
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(Label)
+class LabelAdmin(admin.ModelAdmin):
+    list_display = ["name", "swatch", "description", "box_count"]
+    search_fields = ["name", "description"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Label]:
+        return super().get_queryset(request).annotate(n_boxes=Count("boxes"))
+
+    @admin.display(description="colour")
+    def swatch(self, obj: Label) -> str:
+        return format_html(
+            '<span style="display:inline-block;width:1em;height:1em;background:{}"></span> {}',
+            obj.color,
+            obj.color,
+        )
+
+    @admin.display(description="boxes", ordering="n_boxes")
+    def box_count(self, obj: Label) -> int:
+        return obj.n_boxes
+
+
+class InspectionInline(admin.TabularInline):
+    model = Inspection
+    extra = 0
+    fields = ["name", "date", "notes"]
+    show_change_link = True
+
+
+@admin.register(Asset)
+class AssetAdmin(admin.ModelAdmin):
+    list_display = ["name", "kind", "inspection_count", "created_at"]
+    list_filter = ["kind"]
+    search_fields = ["name", "description"]
+    inlines = [InspectionInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Asset]:
+        return super().get_queryset(request).annotate(n_inspections=Count("inspections"))
+
+    @admin.display(description="inspections", ordering="n_inspections")
+    def inspection_count(self, obj: Asset) -> int:
+        return obj.n_inspections
+
+
+@admin.register(Inspection)
+class InspectionAdmin(admin.ModelAdmin):
+    list_display = ["name", "asset", "date", "photo_count", "created_by", "created_at"]
+    list_filter = ["asset", "date"]
+    search_fields = ["name", "notes", "asset__name"]
+    list_select_related = ["asset", "created_by"]
+    autocomplete_fields = ["asset"]
+    readonly_fields = ["created_by", "created_at"]
+    date_hierarchy = "created_at"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Inspection]:
+        return super().get_queryset(request).annotate(n_photos=Count("photos"))
+
+    @admin.display(description="photos", ordering="n_photos")
+    def photo_count(self, obj: Inspection) -> int:
+        return obj.n_photos
+
+
+class BoxInline(ReadOnlyInline):
+    model = Box
+    fields = [
+        "label",
+        "xmin",
+        "ymin",
+        "xmax",
+        "ymax",
+        "difficult",
+        "source",
+        "state",
+        "score",
+        "model_version",
+        "changed_by",
+        "changed_at",
+    ]
+    readonly_fields = fields
+
+
+class PhotoEventInline(ReadOnlyInline):
+    model = PhotoEvent
+    fields = ["at", "action", "actor", "version", "before", "after"]
+    readonly_fields = fields
+
+
+def _thumb(photo: Photo, size: int) -> str:
+    field = photo.thumbnail or photo.image
+    if not field:
+        return "-"
+    return format_html(
+        '<img src="{}" alt="" style="max-width:{}px;max-height:{}px">', field.url, size, size
+    )
+
+
+@admin.register(Photo)
+class PhotoAdmin(admin.ModelAdmin):
+    list_display = [
+        "preview",
+        "__str__",
+        "inspection",
+        "verdict",
+        "verified",
+        "box_count",
+        "width",
+        "height",
+        "near_duplicate_of",
+        "uploaded_by",
+        "uploaded_at",
+    ]
+    list_display_links = ["preview", "__str__"]
+    list_filter = ["verdict", "verified", "content_type", "inspection__asset", "inspection"]
+    search_fields = ["original_name", "sha256", "inspection__name", "inspection__asset__name"]
+    list_select_related = ["inspection__asset", "uploaded_by", "near_duplicate_of"]
+    date_hierarchy = "uploaded_at"
+    autocomplete_fields = ["inspection"]
+    readonly_fields = [
+        "large_preview",
+        "image",
+        "thumbnail",
+        "sha256",
+        "phash",
+        "near_duplicate_of",
+        "width",
+        "height",
+        "content_type",
+        "uploaded_by",
+        "uploaded_at",
+        "verdict",
+        "verdict_by",
+        "verdict_at",
+        "verified",
+        "version",
+    ]
+    fields = ["large_preview", "inspection", "original_name", *readonly_fields[1:]]
+    inlines = [BoxInline, PhotoEventInline]
+    actions = ["delete_with_files"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Photo]:
+        return super().get_queryset(request).annotate(n_boxes=Count("boxes"))
+
+    def get_actions(self, request: HttpRequest) -> dict:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # would leave the files behind
+        return actions
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # photos come in through upload or import (validated, hashed)
+
+    @admin.display(description="")
+    def preview(self, obj: Photo) -> str:
+        return _thumb(obj, 80)
+
+    @admin.display(description="preview")
+    def large_preview(self, obj: Photo) -> str:
+        return _thumb(obj, 320)
+
+    @admin.display(description="boxes", ordering="n_boxes")
+    def box_count(self, obj: Photo) -> int:
+        return obj.n_boxes
+
+    def get_deleted_objects(self, objs, request: HttpRequest):
+        # A photo's boxes and history go with it; their own admins refuse deleting
+        # them one by one, which must not block deleting the whole photo.
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        perms_needed = {p for p in perms_needed if p not in {"box", "boxes", "photo event"}}
+        return deleted, counts, perms_needed, protected
+
+    def delete_model(self, request: HttpRequest, obj: Photo) -> None:
+        delete_photo(photo=obj)
+
+    @admin.action(description="Delete selected photos and their files", permissions=["delete"])
+    def delete_with_files(self, request: HttpRequest, queryset: QuerySet[Photo]) -> None:
+        count = 0
+        for photo in queryset:
+            delete_photo(photo=photo)
+            count += 1
+        self.message_user(request, f"Deleted {count} photos and their files.")
+
+
+@admin.register(Box)
+class BoxAdmin(admin.ModelAdmin):
+    """Boxes are edited in the box editor (versioned, audited); here they are shown."""
+
+    list_display = [
+        "id",
+        "photo",
+        "label",
+        "xmin",
+        "ymin",
+        "xmax",
+        "ymax",
+        "source",
+        "state",
+        "score",
+        "model_version",
+        "changed_by",
+        "changed_at",
+    ]
+    list_filter = ["source", "state", "label", "difficult", "photo__inspection__asset"]
+    search_fields = ["photo__original_name", "photo__sha256", "model_version"]
+    list_select_related = ["photo", "label", "changed_by"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(PhotoEvent)
+class PhotoEventAdmin(admin.ModelAdmin):
+    """The audit trail: read-only by design."""
+
+    list_display = ["at", "photo", "action", "actor", "version"]
+    list_filter = ["action", "at"]
+    search_fields = ["photo__original_name", "photo__sha256", "actor__username"]
+    list_select_related = ["photo", "actor"]
+    date_hierarchy = "at"
+    readonly_fields = ["photo", "action", "actor", "at", "version", "before", "after"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False

@@ -1,0 +1,114 @@
+"""The admin shows every model; records are read-only there; delete removes files."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from django.urls import reverse
+
+from inspection.models import Box, Label, Photo, PhotoEvent
+from inspection.services.boxes import save_boxes
+from inspection.services.photos import ingest_photo
+from tests.conftest import jpeg_bytes
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client_(db) -> Client:
+    user = User.objects.create_superuser("root", "root@example.com", "pw")
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def photo(inspection, inspector, django_capture_on_commit_callbacks) -> Photo:
+    with django_capture_on_commit_callbacks(execute=True):
+        p = ingest_photo(
+            inspection=inspection,
+            file=io.BytesIO(jpeg_bytes(80, 60)),
+            filename="deck.jpg",
+            user=inspector,
+        )
+    save_boxes(
+        photo=p,
+        boxes=[{"xmin": 1, "ymin": 1, "xmax": 20, "ymax": 20}],
+        user=inspector,
+        expected_version=1,
+    )
+    p.refresh_from_db()
+    return p
+
+
+@pytest.mark.parametrize("model", ["label", "asset", "inspection", "photo", "box", "photoevent"])
+def test_every_model_has_a_working_changelist(admin_client_, photo, model):
+    url = reverse(f"admin:inspection_{model}_changelist")
+    response = admin_client_.get(url)
+    assert response.status_code == 200
+    response = admin_client_.get(url, {"q": "deck"})
+    assert response.status_code == 200
+
+
+def test_photo_page_shows_thumbnail_boxes_and_history(admin_client_, photo):
+    response = admin_client_.get(reverse("admin:inspection_photo_change", args=[photo.pk]))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert photo.thumbnail.url in html  # preview from the worker's thumbnail
+    assert "Boxes saved" in html and "Upload" in html  # history inline
+    listing = admin_client_.get(reverse("admin:inspection_photo_changelist")).content.decode()
+    assert photo.thumbnail.url in listing
+
+
+def test_records_cannot_be_edited_in_the_admin(admin_client_, photo):
+    box = photo.boxes.get()
+    event = PhotoEvent.objects.filter(photo=photo).first()
+    assert admin_client_.get(reverse("admin:inspection_photo_add")).status_code == 403
+    assert admin_client_.get(reverse("admin:inspection_box_add")).status_code == 403
+    url = reverse("admin:inspection_box_change", args=[box.pk])
+    admin_client_.post(url, {"xmin": 0, "ymin": 0, "xmax": 5, "ymax": 5})
+    assert Box.objects.get(pk=box.pk).xmax == 20
+    url = reverse("admin:inspection_photoevent_delete", args=[event.pk])
+    assert admin_client_.post(url, {"post": "yes"}).status_code == 403
+    assert PhotoEvent.objects.filter(pk=event.pk).exists()
+
+
+def test_deleting_a_photo_removes_its_files_and_keeps_groups(
+    admin_client_, photo, inspection, django_capture_on_commit_callbacks
+):
+    image, xml, thumb = (
+        Path(photo.image.path),
+        Path(photo.image.path).with_suffix(".xml"),
+        Path(photo.thumbnail.path),
+    )
+    assert image.exists() and xml.exists() and thumb.exists()
+    # Two resized copies of the same scene: linked to the photo as their group root.
+    copy_a, copy_b = (
+        ingest_photo(
+            inspection=inspection, file=io.BytesIO(jpeg_bytes(w, h)), filename=n, user=None
+        )
+        for w, h, n in [(40, 30, "a.jpg"), (60, 45, "b.jpg")]
+    )
+    assert copy_a.near_duplicate_of_id == copy_b.near_duplicate_of_id == photo.pk
+    url = reverse("admin:inspection_photo_delete", args=[photo.pk])
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client_.post(url, {"post": "yes"})
+    assert response.status_code == 302
+    assert not Photo.objects.filter(pk=photo.pk).exists()
+    assert not image.exists() and not xml.exists() and not thumb.exists()
+    copy_a.refresh_from_db()
+    copy_b.refresh_from_db()
+    assert copy_a.near_duplicate_of is None and copy_b.near_duplicate_of_id == copy_a.pk
+
+
+def test_labels_are_editable(admin_client_):
+    response = admin_client_.post(
+        reverse("admin:inspection_label_add"),
+        {"name": "weld-crack", "color": "#123456", "description": "cracks"},
+    )
+    assert response.status_code == 302
+    assert Label.objects.filter(name="weld-crack").exists()
