@@ -232,16 +232,22 @@ def _duplicate_error(existing: Photo, filename: str) -> DuplicatePhoto:
     )
 
 
-def _store(name: str, data: bytes) -> str:
-    """Write the file under MEDIA_ROOT at exactly `name` (a leftover is replaced)."""
+def _store(name: str, data: bytes) -> bool:
+    """Write the file under MEDIA_ROOT at exactly `name`; False if it was there already.
+
+    The name is the content hash, so a complete file of the same size already
+    there holds these very bytes (a concurrent upload of the same photo, or a
+    leftover of a crash): it is reused, not rewritten under a reader.
+    """
     if default_storage.exists(name):
-        # No row owns it (sha256 is unique): a leftover of a crash. Replace it.
-        default_storage.delete(name)
+        if default_storage.size(name) == len(data):
+            return False
+        default_storage.delete(name)  # a half-written leftover
     saved = default_storage.save(name, ContentFile(data))
-    if saved != name:  # pragma: no cover - only a concurrent writer of the same bytes
+    if saved != name:  # pragma: no cover - a concurrent writer won the race
         default_storage.delete(saved)
-        raise DuplicatePhoto("The same file is being uploaded right now; try again.")
-    return saved
+        return False
+    return True
 
 
 def ingest_photo(
@@ -265,7 +271,12 @@ def ingest_photo(
 
     root = find_near_duplicate_root(image.phash)
     name = f"photos/{image.sha256[:2]}/{image.sha256}.{image.extension}"
-    stored = _store(name, image.data)
+    created_file = _store(name, image.data)
+
+    def remove_file() -> None:
+        if created_file and not Photo.objects.filter(sha256=image.sha256).exists():
+            default_storage.delete(name)
+
     try:
         with transaction.atomic():
             photo = Photo(
@@ -279,7 +290,7 @@ def ingest_photo(
                 original_name=filename,
                 uploaded_by=actor_or_none(user),
             )
-            photo.image.name = stored
+            photo.image.name = name
             photo.save()
             record_event(
                 photo=photo,
@@ -297,13 +308,13 @@ def ingest_photo(
             )
             transaction.on_commit(lambda: _schedule_thumbnail(photo.pk), robust=True)
     except IntegrityError as exc:
-        default_storage.delete(stored)
+        remove_file()
         existing = Photo.objects.filter(sha256=image.sha256).first()
         if existing is not None:
             raise _duplicate_error(existing, filename) from exc
         raise
     except BaseException:
-        default_storage.delete(stored)
+        remove_file()
         raise
     log.info(
         "photo %s stored (%s, %dx%d%s%s)",

@@ -237,3 +237,15 @@ def test_thumbnail_task_is_idempotent_and_tolerates_missing_photo(inspection):
     assert make_thumbnail.delay(photo.pk).get() == first
     assert Path(photo.image.storage.path(first)).stat().st_mtime_ns == mtime
     assert make_thumbnail.delay(10**9).get() == ""
+
+
+def test_leftover_file_of_a_crash_is_replaced(inspection, settings):
+    import hashlib
+
+    data = noisy_jpeg(seed=5)
+    sha = hashlib.sha256(data).hexdigest()
+    leftover = Path(settings.MEDIA_ROOT) / "photos" / sha[:2] / f"{sha}.jpg"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(data[:100])  # half-written by a process that died
+    photo = ingest(inspection, data)
+    assert Path(photo.image.path) == leftover and leftover.read_bytes() == data
