@@ -144,10 +144,12 @@ class Box(models.Model):
 
     photo = models.ForeignKey(Photo, on_delete=models.CASCADE, related_name="boxes")
     label = models.ForeignKey(Label, on_delete=models.PROTECT, related_name="boxes")
-    xmin = models.IntegerField()
-    ymin = models.IntegerField()
-    xmax = models.IntegerField()
-    ymax = models.IntegerField()
+    # PostgreSQL reserves the column names xmin and xmax (system columns), so
+    # the columns are x_min..y_max while the fields keep their VOC names.
+    xmin = models.IntegerField(db_column="x_min")
+    ymin = models.IntegerField(db_column="y_min")
+    xmax = models.IntegerField(db_column="x_max")
+    ymax = models.IntegerField(db_column="y_max")
     difficult = models.BooleanField(default=False)
     source = models.CharField(max_length=8, choices=Source.choices, default=Source.HUMAN)
     # Model boxes only: the detector's score and the model version that drew it.
