@@ -50,12 +50,11 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, t
 
 
 @pytest.fixture(autouse=True)
-def _media_root(request, tmp_path, settings):
+def _media_root(tmp_path, settings):
     """Every Django test writes photos into its own folder."""
-    if "django_db_setup" not in request.fixturenames and "db" not in request.fixturenames:
-        # ml/ tests never touch Django settings
-        pass
     settings.MEDIA_ROOT = tmp_path / "media"
+    # Users are made in many tests: PBKDF2's deliberate slowness buys nothing here.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     return settings.MEDIA_ROOT
 
 
