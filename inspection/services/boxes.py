@@ -25,7 +25,14 @@ from inspection.services.history import (
 )
 from inspection.services.voc_files import restoring_voc, voc_path, write_photo_voc
 
-__all__ = ["annotation_state", "review_suggestion", "save_boxes", "validate_boxes", "voc_path"]
+__all__ = [
+    "add_suggestions",
+    "annotation_state",
+    "review_suggestion",
+    "save_boxes",
+    "validate_boxes",
+    "voc_path",
+]
 
 _COORDS = ("xmin", "ymin", "xmax", "ymax")
 
@@ -252,4 +259,65 @@ def review_suggestion(
         )
         write_photo_voc(locked)
     box.state = current.state
+    return locked
+
+
+def add_suggestions(
+    *,
+    photo: Photo,
+    boxes: list[dict[str, Any]],
+    model_version: str,
+    user: AbstractBaseUser | None = None,
+) -> Photo:
+    """Replace the photo's open model suggestions with a model's new ones.
+
+    Items: {"xmin","ymin","xmax","ymax", "score": float, "label": str = "rust"}.
+    Suggestions a person already accepted or rejected are kept as they are; the
+    XML is not touched (suggestions are not annotations). Audited and versioned,
+    so an editor holding the old state reloads before saving.
+    """
+    if not model_version:
+        raise DomainError("A model version is needed for suggestions.", field="model_version")
+    with transaction.atomic():
+        locked = Photo.objects.select_for_update().get(pk=photo.pk)
+        clean = validate_boxes(locked, [{k: v for k, v in b.items() if k != "id"} for b in boxes])
+        scores = []
+        for i, raw in enumerate(boxes):
+            score = raw.get("score")
+            if (
+                isinstance(score, bool)
+                or not isinstance(score, int | float)
+                or not (0.0 <= float(score) <= 1.0)
+            ):
+                raise InvalidBoxes(f"box {i}: score must be a number from 0 to 1.", index=i)
+            scores.append(float(score))
+        open_boxes = Box.objects.filter(
+            photo=locked, source=Box.Source.MODEL, state=Box.State.SUGGESTED
+        ).select_related("label")
+        before = {"suggestions": [box_state(b) for b in open_boxes]}
+        open_boxes.delete()
+        created = Box.objects.bulk_create(
+            Box(
+                photo=locked,
+                source=Box.Source.MODEL,
+                state=Box.State.SUGGESTED,
+                score=score,
+                model_version=model_version[:64],
+                changed_by=actor_or_none(user),
+                **{k: item[k] for k in (*_COORDS, "label", "difficult")},
+            )
+            for item, score in zip(clean, scores, strict=True)
+        )
+        locked.version += 1
+        locked.save(update_fields=["version"])
+        record_event(
+            photo=locked,
+            action=PhotoEvent.Action.SUGGESTION,
+            user=user,
+            before=before,
+            after={
+                "model_version": model_version,
+                "suggestions": [{k: getattr(b, k) for k in (*_COORDS, "score")} for b in created],
+            },
+        )
     return locked

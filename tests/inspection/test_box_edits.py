@@ -249,3 +249,41 @@ def test_malformed_expected_version_is_a_400(photo, inspector):
         save_boxes(photo=photo, boxes=[], user=inspector, expected_version="abc")
     assert info.value.status == 400
     assert save_boxes(photo=photo, boxes=[], user=inspector, expected_version='"1"').version == 2
+
+
+def test_model_suggestions_replace_open_ones_and_keep_reviewed(photo, supervisor):
+    from inspection.services.boxes import add_suggestions
+
+    p = add_suggestions(
+        photo=photo,
+        model_version="det-1",
+        boxes=[
+            {"xmin": 1, "ymin": 1, "xmax": 10, "ymax": 10, "score": 0.9},
+            {"xmin": 20, "ymin": 20, "xmax": 40, "ymax": 40, "score": 0.4},
+        ],
+    )
+    assert p.version == 2
+    first, second = photo.boxes.order_by("id")
+    review_suggestion(box=first, action="accept", user=supervisor)
+    p = add_suggestions(
+        photo=photo,
+        model_version="det-2",
+        boxes=[{"xmin": 50, "ymin": 5, "xmax": 90, "ymax": 60, "score": 0.7}],
+    )
+    rows = sorted(photo.boxes.values_list("xmin", "state", "model_version"))
+    assert rows == [(1, "accepted", "det-1"), (50, "suggested", "det-2")]
+    assert [b.xmin for b in read_voc(voc_path(p)).boxes] == [1]  # only the accepted one
+    assert PhotoEvent.objects.filter(photo=photo, action="suggestion").count() == 3
+    with pytest.raises(InvalidBoxes, match="score"):
+        add_suggestions(
+            photo=photo,
+            model_version="det-3",
+            boxes=[{"xmin": 1, "ymin": 1, "xmax": 5, "ymax": 5, "score": 2}],
+        )
+    with pytest.raises(InvalidBoxes, match="outside"):
+        add_suggestions(
+            photo=photo,
+            model_version="det-3",
+            boxes=[{"xmin": 1, "ymin": 1, "xmax": 500, "ymax": 5, "score": 0.5}],
+        )
+    assert photo.boxes.count() == 2
