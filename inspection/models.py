@@ -166,7 +166,9 @@ class Box(models.Model):
         verbose_name_plural = "boxes"
         constraints = [
             models.CheckConstraint(
-                condition=Q(xmin__gte=0) & Q(ymin__gte=0) & Q(xmax__gt=F("xmin"))
+                condition=Q(xmin__gte=0)
+                & Q(ymin__gte=0)
+                & Q(xmax__gt=F("xmin"))
                 & Q(ymax__gt=F("ymin")),
                 name="box_non_empty",
             ),
