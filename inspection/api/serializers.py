@@ -320,19 +320,32 @@ class ImportInputSerializer(serializers.Serializer):
     inspection_name = serializers.CharField(
         required=False, max_length=200, help_text="Or into this inspection (created if new)."
     )
+    asset_name = serializers.CharField(
+        required=False,
+        max_length=200,
+        help_text="The asset of `inspection_name` (created if new; default: the same name).",
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if "inspection" in attrs and "inspection_name" in attrs:
-            raise serializers.ValidationError("Give `inspection` or `inspection_name`, not both.")
+        if "inspection" in attrs and ("inspection_name" in attrs or "asset_name" in attrs):
+            raise serializers.ValidationError(
+                "Give `inspection`, or `inspection_name` (and `asset_name`), not both."
+            )
         return attrs
 
 
 class ImportReportSerializer(serializers.Serializer):
     photos_created = serializers.IntegerField()
     duplicates = serializers.IntegerField()
+    near_duplicates = serializers.IntegerField()
     boxes = serializers.IntegerField()
     verdicts = serializers.IntegerField()
-    errors = serializers.ListField(child=serializers.CharField())
+    errors = serializers.ListField(
+        child=serializers.CharField(), help_text="Each file that was skipped, and why."
+    )
+    duplicate_files = serializers.ListField(child=serializers.CharField())
+    notes = serializers.ListField(child=serializers.CharField())
+    inspection_id = serializers.IntegerField(allow_null=True)
 
 
 class ExportQuerySerializer(serializers.Serializer):

@@ -556,9 +556,10 @@ class ImportView(APIView):
             upload,
             inspection=inspection,
             inspection_name=data.get("inspection_name"),
+            asset_name=data.get("asset_name"),
             user=request.user,
         )
-        body = s.ImportReportSerializer(report).data
+        body = s.ImportReportSerializer(report.as_dict()).data
         return Response(body, status=status.HTTP_201_CREATED)
 
 

@@ -1,0 +1,109 @@
+"""Fixtures of the API tests: real photos ingested through the services, token clients."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+
+from inspection.models import Box, Label, Photo
+from tests.conftest import jpeg_bytes, make_user
+
+
+@pytest.fixture
+def nobody(db):
+    """A signed-in user in no role group."""
+    return make_user("nora", None)
+
+
+def scene_bytes(seed: int, size: tuple[int, int] = (200, 100), fmt: str = "JPEG") -> bytes:
+    """A photo of a 'scene': random 8x8 blocks, so different seeds are not near-duplicates
+    (solid colours all share one perceptual hash) while one seed at two sizes is."""
+    import random
+
+    from PIL import Image
+
+    rng = random.Random(seed)
+    small = Image.new("RGB", (8, 8))
+    small.putdata([tuple(rng.randrange(256) for _ in range(3)) for _ in range(64)])
+    buf = io.BytesIO()
+    small.resize(size, Image.Resampling.BILINEAR).save(buf, fmt, quality=92)
+    return buf.getvalue()
+
+
+def ingest(inspection, user=None, *, name="p.jpg", seed=1, size=(200, 100)) -> Photo:
+    """A real photo stored through the ingest service (validation, hashes, history)."""
+    from inspection.services.photos import ingest_photo
+
+    return ingest_photo(
+        inspection=inspection,
+        file=io.BytesIO(scene_bytes(seed, size)),
+        filename=name,
+        user=user,
+    )
+
+
+def add_suggestion(photo: Photo, **coords) -> Box:
+    """A model box as the predict task will write it (there is no model in these tests)."""
+    c = {"xmin": 10, "ymin": 10, "xmax": 50, "ymax": 40, **coords}
+    return Box.objects.create(
+        photo=photo,
+        label=Label.objects.get(name="rust"),
+        source=Box.Source.MODEL,
+        state=Box.State.SUGGESTED,
+        score=0.8,
+        model_version="det-1",
+        **c,
+    )
+
+
+@pytest.fixture
+def photo(inspection, inspector) -> Photo:
+    return ingest(inspection, inspector)
+
+
+@pytest.fixture
+def token_client(db):
+    """token_client(user) -> an APIClient sending that user's real API token (None: anonymous)."""
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    def make(user):
+        c = APIClient()
+        if user is not None:
+            token, _ = Token.objects.get_or_create(user=user)
+            c.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        return c
+
+    return make
+
+
+def voc_zip(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+VOC_XML = """<annotation>
+  <folder>imgs</folder><filename>{name}</filename><path>{name}</path>
+  <source><database>Unknown</database></source>
+  <size><width>{w}</width><height>{h}</height><depth>3</depth></size>
+  <segmented>0</segmented>
+  <object><name>rust</name><pose>Unspecified</pose><truncated>0</truncated>
+    <difficult>0</difficult>
+    <bndbox><xmin>5</xmin><ymin>6</ymin><xmax>40</xmax><ymax>30</ymax></bndbox></object>
+</annotation>
+"""
+
+
+def labelimg_zip(n: int = 1) -> bytes:
+    """A zip as labelImg leaves a folder: images with same-stem XML beside them."""
+    files: dict[str, bytes] = {}
+    for i in range(n):
+        name = f"hull_{i}.jpg"
+        files[f"imgs/{name}"] = jpeg_bytes(64, 48, color=(20 + 40 * i, 200 - 30 * i, 90))
+        files[f"imgs/hull_{i}.xml"] = VOC_XML.format(name=name, w=64, h=48).encode()
+    return voc_zip(files)

@@ -1,0 +1,199 @@
+"""The whole role x endpoint matrix: who gets which status code, with real token auth.
+
+Rows are endpoints with a request that is valid for the roles allowed to make
+it, so an allowed role gets the success code and any other a 401/403.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from tests.api.conftest import add_suggestion, ingest, labelimg_zip
+from tests.conftest import jpeg_bytes
+
+ROLES = ["anonymous", "nobody", "integration", "inspector", "supervisor"]
+
+
+@dataclass
+class World:
+    asset: Any
+    inspection: Any
+    own_photo: Any  # uploaded by the inspector
+    other_photo: Any  # uploaded by the integration user
+    own_suggestion: Any
+    other_suggestion: Any
+    users: dict[str, Any]
+
+
+def read(ok: int = 200) -> dict[str, int]:
+    return {"anonymous": 401, "nobody": 403, "integration": ok, "inspector": ok, "supervisor": ok}
+
+
+def inspector_up(ok: int = 200) -> dict[str, int]:
+    return {**read(ok), "integration": 403}
+
+
+def supervisor_only(ok: int = 200) -> dict[str, int]:
+    return {**inspector_up(ok), "inspector": 403}
+
+
+def upload_body(w: World) -> dict[str, Any]:
+    f = SimpleUploadedFile("new.png", jpeg_bytes(30, 20, color=(1, 2, 3), fmt="PNG"))
+    return {"inspection": w.inspection.pk, "files": [f]}
+
+
+def import_body(w: World) -> dict[str, Any]:
+    f = SimpleUploadedFile("voc.zip", labelimg_zip(1), content_type="application/zip")
+    return {"file": f, "inspection": w.inspection.pk}
+
+
+# (id, method, path(w), kwargs(w) for the client call, expected by role)
+MATRIX: list[tuple[str, str, Any, Any, dict[str, int]]] = [
+    ("assets-list", "get", lambda w: "/api/v1/assets/", None, read()),
+    (
+        "assets-create",
+        "post",
+        lambda w: "/api/v1/assets/",
+        lambda w: {"data": {"name": "Bridge 9", "kind": "bridge"}, "format": "json"},
+        supervisor_only(201),
+    ),
+    ("asset-detail", "get", lambda w: f"/api/v1/assets/{w.asset.pk}/", None, read()),
+    ("inspections-list", "get", lambda w: "/api/v1/inspections/", None, read()),
+    (
+        "inspections-create",
+        "post",
+        lambda w: "/api/v1/inspections/",
+        lambda w: {"data": {"asset": w.asset.pk, "name": "2027 survey"}, "format": "json"},
+        inspector_up(201),
+    ),
+    ("inspection-detail", "get", lambda w: f"/api/v1/inspections/{w.inspection.pk}/", None, read()),
+    ("photos-list", "get", lambda w: "/api/v1/photos/", None, read()),
+    ("photo-detail", "get", lambda w: f"/api/v1/photos/{w.own_photo.pk}/", None, read()),
+    (
+        "photo-upload",
+        "post",
+        lambda w: "/api/v1/photos/upload/",
+        lambda w: {"data": upload_body(w), "format": "multipart"},
+        read(201),
+    ),
+    ("photo-boxes-get", "get", lambda w: f"/api/v1/photos/{w.own_photo.pk}/boxes/", None, read()),
+    (
+        "photo-boxes-put",
+        "put",
+        lambda w: f"/api/v1/photos/{w.own_photo.pk}/boxes/",
+        lambda w: {
+            "data": {"boxes": [{"xmin": 1, "ymin": 2, "xmax": 30, "ymax": 40}]},
+            "format": "json",
+            "HTTP_IF_MATCH": '"1"',
+        },
+        inspector_up(),
+    ),
+    (
+        "photo-verdict-put",
+        "put",
+        lambda w: f"/api/v1/photos/{w.own_photo.pk}/verdict/",
+        lambda w: {"data": {"verdict": "rust", "version": 1}, "format": "json"},
+        inspector_up(),
+    ),
+    (
+        "photo-verdict-post",
+        "post",
+        lambda w: f"/api/v1/photos/{w.other_photo.pk}/verdict/",
+        lambda w: {"data": {"verdict": "norust"}, "format": "json", "HTTP_IF_MATCH": "1"},
+        inspector_up(),
+    ),
+    (
+        "suggestion-own-photo",
+        "post",
+        lambda w: f"/api/v1/photos/{w.own_photo.pk}/suggestions/",
+        lambda w: {
+            "data": {"box": w.own_suggestion.pk, "action": "accept", "version": 1},
+            "format": "json",
+        },
+        inspector_up(),
+    ),
+    (
+        "suggestion-other-photo",
+        "post",
+        lambda w: f"/api/v1/photos/{w.other_photo.pk}/suggestions/",
+        lambda w: {
+            "data": {"box": w.other_suggestion.pk, "action": "reject", "version": 1},
+            "format": "json",
+        },
+        supervisor_only(),
+    ),
+    ("photo-history", "get", lambda w: f"/api/v1/photos/{w.own_photo.pk}/history/", None, read()),
+    ("photo-image", "get", lambda w: f"/api/v1/photos/{w.own_photo.pk}/image/", None, read()),
+    (
+        "import",
+        "post",
+        lambda w: "/api/v1/import/",
+        lambda w: {"data": import_body(w), "format": "multipart"},
+        inspector_up(201),
+    ),
+    (
+        "export",
+        "get",
+        lambda w: f"/api/v1/export/?inspection={w.inspection.pk}",
+        None,
+        supervisor_only(),
+    ),
+    ("tokens-list", "get", lambda w: "/api/v1/tokens/", None, supervisor_only()),
+    (
+        "tokens-create",
+        "post",
+        lambda w: "/api/v1/tokens/",
+        lambda w: {"data": {"username": "drone"}, "format": "json"},
+        supervisor_only(201),
+    ),
+    (
+        "tokens-revoke",
+        "delete",
+        lambda w: f"/api/v1/tokens/{w.users['integration'].pk}/",
+        None,
+        supervisor_only(204),
+    ),
+    ("token-me-get", "get", lambda w: "/api/v1/tokens/me/", None, read()),
+    ("token-me-rotate", "post", lambda w: "/api/v1/tokens/me/", None, read(201)),
+    ("schema", "get", lambda w: "/api/v1/schema/", None, {r: 200 for r in ROLES}),
+]
+
+
+@pytest.fixture
+def world(asset, inspection, integration_user, inspector, supervisor, nobody) -> World:
+    own = ingest(inspection, inspector, name="own.jpg", seed=1)
+    other = ingest(inspection, integration_user, name="other.jpg", seed=2, size=(120, 90))
+    users = {
+        "anonymous": None,
+        "nobody": nobody,
+        "integration": integration_user,
+        "inspector": inspector,
+        "supervisor": supervisor,
+    }
+    return World(asset, inspection, own, other, add_suggestion(own), add_suggestion(other), users)
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "expected"),
+    [pytest.param(*row[1:], id=row[0]) for row in MATRIX],
+)
+def test_role_matrix(world, token_client, role, method, path, kwargs, expected):
+    from rest_framework.authtoken.models import Token
+
+    # Every user holds a token: it is how they authenticate here, and the
+    # integration user's is the one a supervisor revokes.
+    for user in world.users.values():
+        if user is not None:
+            Token.objects.get_or_create(user=user)
+    client = token_client(world.users[role])
+    response = getattr(client, method)(path(world), **(kwargs(world) if kwargs else {}))
+    assert response.status_code == expected[role], (role, response.content[:300])
+    if response.status_code in (401, 403):
+        assert response.json()["detail"]
+    if response.status_code == 401:
+        assert response["WWW-Authenticate"] == "Token"
