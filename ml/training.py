@@ -1,0 +1,264 @@
+"""Train, evaluate and cross-validate both models on a VOC dataset folder.
+
+This is what `python -m ml` and the Celery workers call. The classifier
+learns from every photo with a verdict, the detector from the photos with
+boxes (only when there are any). Metrics: scikit-learn for the classifier,
+pycocotools for the detector (`ml.metrics`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from ml.classifier import ClassifierConfig, RustClassifier
+from ml.dataset import DatasetError, Photo, VocDataset, grouped_folds
+from ml.embeddings import EmbeddingCache
+from ml.metrics import COCO_KEYS, classification_metrics, detection_metrics
+
+log = logging.getLogger(__name__)
+
+CLASSIFIER_KEYS = (
+    "accuracy",
+    "roc_auc",
+    "precision_rust",
+    "recall_rust",
+    "f1_rust",
+    "threshold",
+    "confusion",
+)
+
+
+def det_samples(photos: Sequence[Photo]):
+    """The boxed photos as the detector's DetSample list."""
+    from ml.detector import DetSample
+
+    return [DetSample(p.path, np.asarray(p.boxes, dtype=np.float32)) for p in photos if p.boxed]
+
+
+def _classifier_metrics(y, prob, threshold) -> dict:
+    m = classification_metrics(y, prob, threshold)
+    return {k: m[k] for k in CLASSIFIER_KEYS} | {"n": m["n"]}
+
+
+def train(
+    dataset: VocDataset,
+    out: str | Path,
+    *,
+    split: str = "default",
+    classifier_config: ClassifierConfig | None = None,
+    detector_config=None,
+    skip_detector: bool = False,
+    weights: str | None = "imagenet",
+    cache: EmbeddingCache | None = None,
+    progress: bool = True,
+) -> Path:
+    """Train on `split`'s train part, score on its val part, write an artifact to `out`."""
+    from ml.artifacts import commit_artifact, new_staging_dir, write_manifest
+
+    t0 = time.perf_counter()
+    train_photos = dataset.subset("train", split)
+    val_photos = dataset.subset("val", split)
+    if not dataset.labelled(train_photos):
+        raise DatasetError(f"{dataset.root}: split {split!r} has no labelled training photos")
+    staging = new_staging_dir(out)
+    logs = staging / "logs"
+    timings: dict[str, float] = {}
+    metrics: dict = {}
+    try:
+        clf = RustClassifier(classifier_config, weights=weights)
+        clf.fit(train_photos, val_photos, cache=cache, progress=progress, log_dir=logs)
+        timings["classifier_s"] = round(time.perf_counter() - t0, 2)
+        val_l = dataset.labelled(val_photos)
+        if val_l and len({p.label for p in val_l}) == 2:
+            prob = clf.predict([p.path for p in val_l], [p.sha256 for p in val_l], cache)
+            metrics["classifier"] = _classifier_metrics(
+                [p.label for p in val_l], prob, clf.threshold
+            )
+        clf.save(staging / "classifier")
+
+        det = None
+        det_train = det_samples(train_photos)
+        if not skip_detector and det_train:
+            from ml.detector import DetectorConfig, train_detector
+
+            t1 = time.perf_counter()
+            det_val = det_samples(val_photos)
+            det = train_detector(
+                det_train,
+                detector_config or DetectorConfig(),
+                val=det_val or None,
+                log_dir=logs / "detector",
+                weights=weights,
+                progress=progress,
+            )
+            timings["detector_s"] = round(time.perf_counter() - t1, 2)
+            if det_val:
+                metrics["detector"] = det.evaluate(det_val)
+            det.save(staging / "detector")
+        timings["total_s"] = round(time.perf_counter() - t0, 2)
+        write_manifest(
+            staging,
+            {
+                "dataset": {
+                    "path": str(dataset.root),
+                    "hash": dataset.dataset_hash,
+                    "split": split,
+                    "train": [p.id for p in train_photos],
+                    "val": [p.id for p in val_photos],
+                },
+                "classifier": {
+                    "config": asdict(clf.config),
+                    "threshold": clf.threshold,
+                    "info": clf.info,
+                },
+                "detector": (
+                    {"config": det.config.to_dict(), "info": det.info} if det is not None else None
+                ),
+                "metrics": {"val": metrics},
+                "thresholds": {"classifier": clf.threshold},
+                "timings": timings,
+                "weights": weights or "random",
+            },
+        )
+        return commit_artifact(staging, out)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def evaluate(
+    artifact,
+    dataset: VocDataset,
+    part: str = "test",
+    split: str = "default",
+    cache: EmbeddingCache | None = None,
+    progress: bool = True,
+) -> dict:
+    """{"classifier": {...}, "detector": {...}} on one part of the dataset."""
+    photos = dataset.subset(part, split)
+    out: dict = {}
+    labelled = dataset.labelled(photos)
+    if artifact.classifier is not None and labelled:
+        clf = artifact.classifier
+        prob = clf.predict(
+            [p.path for p in labelled], [p.sha256 for p in labelled], cache, progress
+        )
+        out["classifier"] = _classifier_metrics([p.label for p in labelled], prob, clf.threshold)
+    boxed = [p for p in photos if p.boxed]
+    if artifact.detector is not None and boxed:
+        preds = artifact.detector.predict([p.path for p in boxed], score_threshold=0.01)
+        out["detector"] = detection_metrics(
+            [p.boxes for p in boxed], preds, [(p.width, p.height) for p in boxed]
+        )
+    return out
+
+
+def summarise(folds: list[dict]) -> dict:
+    """Mean and std of each scalar metric over folds; confusion matrices summed."""
+    out: dict = {}
+    for key in folds[0]:
+        vals = [f[key] for f in folds]
+        if key == "confusion":
+            out[key] = np.sum(np.asarray(vals), axis=0).tolist()
+        elif isinstance(vals[0], (int, float)):
+            arr = np.asarray(vals, dtype=float)
+            out[key] = float(np.nanmean(arr))
+            out[f"{key}_std"] = float(np.nanstd(arr))
+    return out
+
+
+def cross_validate_classifier(
+    photos: Sequence[Photo],
+    folds: int = 5,
+    config: ClassifierConfig | None = None,
+    weights: str | None = "imagenet",
+    cache: EmbeddingCache | None = None,
+    progress: bool = True,
+    seed: int = 0,
+    clf: RustClassifier | None = None,
+) -> dict:
+    """Grouped, stratified k-fold CV of the classifier; embeddings computed once.
+
+    Returns the summary (mean/std over folds), the per-fold metrics, and the
+    pooled out-of-fold metrics.
+    """
+    photos = [p for p in photos if p.label is not None]
+    clf = clf or RustClassifier(config, weights=weights)
+    cfg = clf.config
+    paths, shas = [p.path for p in photos], [p.sha256 for p in photos]
+    x = clf.embed(paths, shas, cfg.train_views, cache, progress)
+    tta = len(cfg.predict_views)
+    y = np.asarray([p.label for p in photos])
+    groups = [p.group or p.id for p in photos]
+    per_fold, oof, thresholds = [], np.zeros(len(photos)), np.zeros(len(photos))
+    splits = grouped_folds(photos, folds, seed)
+    if progress:
+        from tqdm import tqdm
+
+        splits = tqdm(splits, desc="classifier folds", unit="fold", leave=False)
+    for tr, te in splits:
+        model = RustClassifier(cfg, base=clf._base)
+        model._embedders = clf._embedders
+        model.fit_embeddings(x[tr], y[tr], [groups[i] for i in tr])
+        prob = model.predict_embeddings(x[te, :tta])
+        oof[te], thresholds[te] = prob, model.threshold
+        per_fold.append(_classifier_metrics(y[te], prob, model.threshold))
+    pooled = classification_metrics(y, oof, 0.5)
+    pooled["accuracy"] = float(np.mean((oof >= thresholds) == y))
+    return {
+        "summary": summarise(per_fold),
+        "folds": per_fold,
+        "oof": oof.tolist(),
+        "oof_threshold": thresholds.tolist(),
+        "pooled": pooled,
+    }
+
+
+def cross_validate_detector(
+    photos: Sequence[Photo],
+    folds: int = 5,
+    config=None,
+    weights: str | None = "imagenet",
+    progress: bool = True,
+    seed: int = 0,
+) -> dict:
+    """Grouped k-fold CV of the detector over the boxed photos (COCO metrics per fold)."""
+    from ml.detector import DetectorConfig, train_detector
+
+    boxed = [p for p in photos if p.boxed]
+    if len(boxed) < folds:
+        raise DatasetError(f"{len(boxed)} boxed photos cannot make {folds} detector folds")
+    per_fold = []
+    for k, (tr, te) in enumerate(grouped_folds(boxed, folds, seed)):
+        log.info("detector fold %d/%d", k + 1, folds)
+        det = train_detector(
+            det_samples([boxed[i] for i in tr]),
+            config or DetectorConfig(),
+            weights=weights,
+            progress=progress,
+        )
+        test = [boxed[i] for i in te]
+        preds = det.predict([p.path for p in test], score_threshold=0.01)
+        per_fold.append(
+            detection_metrics([p.boxes for p in test], preds, [(p.width, p.height) for p in test])
+        )
+        per_fold[-1]["train_seconds"] = det.info.get("train_seconds")
+    return {"summary": summarise(per_fold), "folds": per_fold}
+
+
+def metrics_json(classifier: dict | None, detector: dict | None) -> dict:
+    """The `--json` document: exactly the issue's keys (means for CV)."""
+    out: dict = {}
+    if classifier is not None:
+        out["classifier"] = {k: classifier[k] for k in CLASSIFIER_KEYS if k in classifier}
+    if detector is not None:
+        out["detector"] = {k: detector[k] for k in COCO_KEYS}
+    return out
