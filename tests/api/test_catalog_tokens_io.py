@@ -1,0 +1,161 @@
+"""Assets, inspections, tokens, import/export and the schema over the API."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
+
+from inspection.models import Box, Photo
+from tests.api.conftest import ingest, labelimg_zip, voc_zip
+from tests.conftest import jpeg_bytes
+
+pytestmark = pytest.mark.django_db
+
+
+def test_assets_and_inspections_with_counts(client_for, supervisor, inspector):
+    sam, ines = client_for(supervisor), client_for(inspector)
+    r = sam.post("/api/v1/assets/", {"name": "Tank 3", "kind": "tank"}, format="json")
+    assert r.status_code == 201, r.content
+    asset = r.json()
+    assert asset["kind"] == "tank" and asset["inspection_count"] == 0
+
+    r = ines.post(
+        "/api/v1/inspections/",
+        {"asset": asset["id"], "name": "Spring", "date": "2026-04-01"},
+        format="json",
+    )
+    assert r.status_code == 201, r.content
+    insp = r.json()
+    assert insp["created_by"] == "ines" and insp["asset_name"] == "Tank 3"
+    from inspection.models import Inspection
+
+    ingest(Inspection.objects.get(pk=insp["id"]), inspector)
+
+    listed = ines.get("/api/v1/assets/").json()["results"]
+    assert [(a["name"], a["inspection_count"], a["photo_count"]) for a in listed] == [
+        ("Tank 3", 1, 1)
+    ]
+    r = ines.get(f"/api/v1/inspections/?asset={asset['id']}").json()["results"]
+    assert [(i["name"], i["photo_count"], i["unlabelled_count"]) for i in r] == [("Spring", 1, 1)]
+    assert ines.get("/api/v1/inspections/?asset=999").json()["results"] == []
+
+
+def test_supervisor_issues_token_the_drone_uploads_with_it(
+    client_for, supervisor, integration_user, inspection
+):
+    from rest_framework.test import APIClient
+
+    sam = client_for(supervisor)
+    r = sam.post("/api/v1/tokens/", {"username": "drone"}, format="json")
+    assert r.status_code == 201
+    key = r.json()["key"]
+    assert r.json()["role"] == "integration"
+
+    listed = sam.get("/api/v1/tokens/").json()
+    assert [(t["user"], t["key_prefix"]) for t in listed] == [("drone", key[:6])]
+    assert "key" not in listed[0]
+
+    drone = APIClient()
+    drone.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    f = SimpleUploadedFile("frame.jpg", jpeg_bytes(40, 30))
+    r = drone.post(
+        "/api/v1/photos/upload/", {"inspection": inspection.pk, "files": [f]}, format="multipart"
+    )
+    assert r.status_code == 201
+    assert Photo.objects.get().uploaded_by == integration_user
+
+    # The drone rotates its own key: the old one stops working at once.
+    r = drone.post("/api/v1/tokens/me/")
+    assert r.status_code == 201 and r.json()["key"] != key
+    assert drone.get("/api/v1/tokens/me/").status_code == 401
+    fresh = APIClient()
+    fresh.credentials(HTTP_AUTHORIZATION=f"Token {r.json()['key']}")
+    assert fresh.get("/api/v1/tokens/me/").json()["user"] == "drone"
+
+    assert sam.delete(f"/api/v1/tokens/{integration_user.pk}/").status_code == 204
+    assert fresh.get("/api/v1/photos/").status_code == 401
+
+
+def test_import_zip_then_export_round_trip(client_for, supervisor, inspection):
+    sam = client_for(supervisor)
+    data = labelimg_zip(2)
+    r = sam.post(
+        "/api/v1/import/",
+        {"file": SimpleUploadedFile("v.zip", data), "inspection": inspection.pk},
+        format="multipart",
+    )
+    assert r.status_code == 201, r.content
+    report = r.json()
+    assert (report["photos_created"], report["boxes"], report["errors"]) == (2, 2, [])
+    assert report["inspection_id"] == inspection.pk
+    assert Box.objects.filter(photo__inspection=inspection).count() == 2
+
+    r = sam.get(f"/api/v1/export/?inspection={inspection.pk}")
+    assert r.status_code == 200 and r["Content-Type"] == "application/zip"
+    assert "attachment" in r["Content-Disposition"] and ".zip" in r["Content-Disposition"]
+    zf = zipfile.ZipFile(io.BytesIO(b"".join(r.streaming_content)))
+    names = zf.namelist()
+    assert sum(n.startswith("JPEGImages/") for n in names) == 2
+    xmls = [n for n in names if n.startswith("Annotations/") and n.endswith(".xml")]
+    assert len(xmls) == 2
+    assert any(n.startswith("ImageSets/Main/") for n in names)
+    assert b"<xmin>5</xmin>" in zf.read(xmls[0])
+
+
+def test_import_by_name_with_class_folders(client_for, inspector):
+    ines = client_for(inspector)
+    data = voc_zip(
+        {
+            "rust/a.jpg": jpeg_bytes(30, 30, color=(200, 0, 0)),
+            "norust/b.png": jpeg_bytes(30, 30, color=(0, 0, 200), fmt="PNG"),
+        }
+    )
+    r = ines.post(
+        "/api/v1/import/",
+        {
+            "file": SimpleUploadedFile("c.zip", data),
+            "inspection_name": "Classes",
+            "asset_name": "Ferry",
+        },
+        format="multipart",
+    )
+    assert r.status_code == 201, r.content
+    assert r.json()["verdicts"] == 2
+    got = dict(Photo.objects.values_list("original_name", "verdict"))
+    assert got == {"a.jpg": "rust", "b.png": "norust"}
+    assert Photo.objects.first().inspection.asset.name == "Ferry"
+
+
+def test_export_everything(client_for, supervisor, inspection, inspector):
+    ingest(inspection, inspector)
+    r = client_for(supervisor).get("/api/v1/export/")
+    assert r.status_code == 200
+    names = zipfile.ZipFile(io.BytesIO(b"".join(r.streaming_content))).namelist()
+    assert sum(n.startswith("JPEGImages/") for n in names) == 1
+
+
+def test_schema_validates_without_warnings(tmp_path):
+    out = tmp_path / "schema.yml"
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(out))
+    text = out.read_text()
+    for path in (
+        "/api/v1/photos/{id}/boxes/",
+        "/api/v1/photos/upload/",
+        "/api/v1/import/",
+        "/api/v1/export/",
+        "/api/v1/tokens/me/",
+    ):
+        assert path in text
+
+
+def test_docs_pages_render_with_local_assets(client):
+    r = client.get("/api/v1/docs/")
+    assert r.status_code == 200
+    html = r.content.decode()
+    assert "drf_spectacular_sidecar/swagger-ui-dist/" in html and "cdn" not in html.lower()
+    assert client.get("/api/v1/redoc/").status_code == 200
+    assert client.get("/api/v1/schema/", HTTP_ACCEPT="application/json").json()["openapi"]
