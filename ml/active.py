@@ -1,0 +1,119 @@
+"""Active-learning scores: which unlabelled photos an inspector should label next.
+
+Per photo: classifier uncertainty (entropy, margin), detector uncertainty
+(how undecided its box scores are), and classifier-detector disagreement
+(the classifier says rust but the detector finds none, or the reverse).
+A batch is then chosen greedily so that it is both uncertain and spread
+over the embedding space (k-center greedy), so the queue does not offer ten
+frames of the same hull plate.
+
+Pure numpy: the web process may import this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+EPS = 1e-7
+
+
+def entropy(prob: Sequence[float]) -> np.ndarray:
+    """Binary entropy in bits of P(rust): 1.0 at 0.5, 0 at 0 or 1."""
+    p = np.clip(np.asarray(prob, dtype=float), EPS, 1 - EPS)
+    return -(p * np.log2(p) + (1 - p) * np.log2(1 - p))
+
+
+def margin(prob: Sequence[float], threshold: float = 0.5) -> np.ndarray:
+    """1 at the decision threshold, 0 at full certainty (linear in between)."""
+    p = np.asarray(prob, dtype=float)
+    span = np.where(p >= threshold, 1 - threshold, threshold)
+    return 1 - np.abs(p - threshold) / np.maximum(span, EPS)
+
+
+def detector_uncertainty(scores: Sequence[float], floor: float = 0.05) -> float:
+    """Largest binary entropy among box scores above `floor` (0 with no such box)."""
+    s = np.asarray(scores, dtype=float)
+    s = s[s >= floor]
+    return float(entropy(s).max()) if s.size else 0.0
+
+
+def disagreement(prob_rust: Sequence[float], max_box_score: Sequence[float]) -> np.ndarray:
+    """|P(rust) - best box score|: high when one model sees rust and the other does not."""
+    return np.abs(np.asarray(prob_rust, dtype=float) - np.asarray(max_box_score, dtype=float))
+
+
+def uncertainty_scores(
+    prob_rust: Sequence[float],
+    box_scores: Sequence[Sequence[float]] | None = None,
+    threshold: float = 0.5,
+    weights: tuple[float, float, float] = (1.0, 0.5, 0.5),
+) -> dict[str, np.ndarray]:
+    """All per-photo scores and their weighted sum ("score", higher = label sooner)."""
+    prob = np.asarray(prob_rust, dtype=float)
+    out = {"entropy": entropy(prob), "margin": margin(prob, threshold)}
+    if box_scores is not None:
+        out["detector"] = np.array([detector_uncertainty(s) for s in box_scores])
+        best = np.array([float(np.max(s)) if len(s) else 0.0 for s in box_scores])
+        out["disagreement"] = disagreement(prob, best)
+    else:
+        out["detector"] = np.zeros_like(prob)
+        out["disagreement"] = np.zeros_like(prob)
+    w_cls, w_det, w_dis = weights
+    total = w_cls + (w_det + w_dis if box_scores is not None else 0.0)
+    out["score"] = (
+        w_cls * out["margin"] + w_det * out["detector"] + w_dis * out["disagreement"]
+    ) / max(total, EPS)
+    return out
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), EPS)
+
+
+def k_center_greedy(
+    embeddings: np.ndarray,
+    k: int,
+    labelled: np.ndarray | None = None,
+    scores: Sequence[float] | None = None,
+) -> list[int]:
+    """Pick k indices that cover the embedding space (cosine distance).
+
+    Each step takes the photo farthest from everything chosen or already
+    labelled; with `scores`, the distance is multiplied by the score, so an
+    uncertain photo in an unexplored region wins over both a certain one
+    there and an uncertain near-duplicate of a chosen one.
+    """
+    x = _normalise(embeddings)
+    n = len(x)
+    k = min(k, n)
+    if k <= 0:
+        return []
+    weight = np.ones(n) if scores is None else np.asarray(scores, dtype=float) + EPS
+    if labelled is not None and len(labelled):
+        dist = (1 - x @ _normalise(labelled).T).min(axis=1)
+    else:
+        dist = np.full(n, 1.0)
+    chosen: list[int] = []
+    for _ in range(k):
+        gain = np.where(np.isin(np.arange(n), chosen), -np.inf, dist * weight)
+        i = int(np.argmax(gain))
+        chosen.append(i)
+        dist = np.minimum(dist, 1 - x @ x[i])
+    return chosen
+
+
+def select_batch(
+    scores: Sequence[float],
+    embeddings: np.ndarray,
+    k: int,
+    labelled: np.ndarray | None = None,
+    pool_factor: int = 5,
+) -> list[int]:
+    """The next k photos to label: the most uncertain pool, spread by k-center greedy."""
+    s = np.asarray(scores, dtype=float)
+    pool = np.argsort(-s, kind="stable")[: max(k, k * pool_factor)]
+    picked = k_center_greedy(np.asarray(embeddings)[pool], k, labelled, s[pool])
+    return [int(pool[i]) for i in picked]
