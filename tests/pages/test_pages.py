@@ -1,0 +1,180 @@
+"""Server pages: login required, role checks, pages render with real data."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.test import Client
+
+from inspection.models import Asset, Inspection
+from tests.api.conftest import add_suggestion, ingest
+from tests.conftest import make_user
+
+pytestmark = pytest.mark.django_db
+
+PAGES = [
+    "/",
+    "/assets/",
+    "/assets/{asset}/",
+    "/inspections/{inspection}/",
+    "/inspections/{inspection}/upload/",
+    "/photos/{photo}/",
+    "/photos/{photo}/image",
+    "/photos/{photo}/thumbnail",
+]
+
+
+@pytest.fixture
+def photo(inspection, inspector):
+    return ingest(inspection, inspector, name="deck-01.jpg", seed=11)
+
+
+def signed_in(user) -> Client:
+    c = Client()
+    c.force_login(user)
+    return c
+
+
+def fill(path: str, photo) -> str:
+    return path.format(
+        asset=photo.inspection.asset_id, inspection=photo.inspection_id, photo=photo.pk
+    )
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_anonymous_is_sent_to_login(client, photo, path):
+    r = client.get(fill(path, photo))
+    assert r.status_code == 302 and r["Location"].startswith("/login/?next=")
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_user_without_role_gets_403(photo, path):
+    r = signed_in(make_user("nora", None)).get(fill(path, photo))
+    assert r.status_code == 403
+    assert b"role" in r.content
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_every_role_sees_the_pages(photo, integration_user, path):
+    assert signed_in(integration_user).get(fill(path, photo)).status_code == 200
+
+
+def test_no_open_media_url(client, photo, inspector):
+    r = signed_in(inspector).get(f"/media/{photo.image.name}")
+    assert r.status_code == 404
+
+
+def test_login_and_logout(client, inspector):
+    r = client.get("/login/")
+    assert r.status_code == 200 and b'name="password"' in r.content
+    r = client.post("/login/", {"username": "ines", "password": "wrong"})
+    assert r.status_code == 200 and b"did not match" in r.content
+    r = client.post("/login/", {"username": "ines", "password": "pw-ines"})
+    assert r.status_code == 302 and r["Location"] == "/"
+    assert client.get("/").status_code == 200
+    r = client.post("/logout/")
+    assert r.status_code == 302
+    assert client.get("/").status_code == 302
+
+
+def test_image_served_after_login_is_the_stored_file(photo, inspector):
+    r = signed_in(inspector).get(f"/photos/{photo.pk}/image")
+    assert r["Content-Type"] == "image/jpeg"
+    assert b"".join(r.streaming_content) == photo.image.open("rb").read()
+
+
+def test_thumbnail_after_the_task(photo, inspector):
+    from inspection.tasks import make_thumbnail
+
+    make_thumbnail.delay(photo.pk)
+    photo.refresh_from_db()
+    r = signed_in(inspector).get(f"/photos/{photo.pk}/thumbnail")
+    assert b"".join(r.streaming_content) == photo.thumbnail.open("rb").read()
+
+
+def test_grid_shows_photos_and_filters(inspection, inspector):
+    from inspection.services.photos import set_verdict
+
+    a = ingest(inspection, inspector, name="a-rusty.jpg", seed=1)
+    b = ingest(inspection, inspector, name="b-clean.jpg", seed=2)
+    c = ingest(inspection, inspector, name="c-model.jpg", seed=3)
+    set_verdict(photo=a, verdict="rust", user=inspector, expected_version=1)
+    set_verdict(photo=b, verdict="norust", user=inspector, expected_version=1)
+    add_suggestion(c)
+    client = signed_in(inspector)
+
+    def names(query: str = "") -> set[str]:
+        r = client.get(f"/inspections/{inspection.pk}/?{query}")
+        assert r.status_code == 200
+        return set(re.findall(r'class="name">([^<]+)<', r.content.decode()))
+
+    assert names() == {"a-rusty.jpg", "b-clean.jpg", "c-model.jpg"}
+    assert names("verdict=rust") == {"a-rusty.jpg"}
+    assert names("has_suggestions=true") == {"c-model.jpg"}
+    assert names("has_suggestions=false&verdict=norust") == {"b-clean.jpg"}
+    html = client.get(f"/inspections/{inspection.pk}/").content.decode()
+    assert f'src="/photos/{a.pk}/thumbnail"' in html
+    # A nonsense filter value is ignored, not an error.
+    assert names("verdict=purple") == {"a-rusty.jpg", "b-clean.jpg", "c-model.jpg"}
+
+
+def test_photo_page_draws_boxes_history_and_near_duplicates(inspection, inspector):
+    from inspection.services.boxes import save_boxes
+
+    photo = ingest(inspection, inspector, name="frame.jpg", seed=5, size=(200, 100))
+    twin = ingest(inspection, inspector, name="frame-small.jpg", seed=5, size=(100, 50))
+    save_boxes(
+        photo=photo,
+        boxes=[{"xmin": 10, "ymin": 20, "xmax": 60, "ymax": 90}],
+        user=inspector,
+        expected_version=1,
+    )
+    suggestion = add_suggestion(photo, xmin=100, ymin=5, xmax=150, ymax=50)
+    html = signed_in(inspector).get(f"/photos/{photo.pk}/").content.decode()
+    assert 'viewBox="0 0 200 100"' in html
+    assert re.search(r'class="box human accepted"[^>]*x="10" y="20" width="50" height="70"', html)
+    assert re.search(
+        rf'class="box model suggested" data-box="{suggestion.pk}" x="100" y="5" width="50" '
+        r'height="45"',
+        html,
+    )
+    assert f'href="/photos/{twin.pk}/"' in html
+    assert "Boxes saved by ines" in html and "Upload by ines" in html
+
+
+def test_supervisor_creates_asset_inspector_creates_inspection(supervisor, inspector):
+    r = signed_in(supervisor).post("/assets/", {"name": "Pier 4", "kind": "bridge"})
+    asset = Asset.objects.get(name="Pier 4")
+    assert r.status_code == 302 and r["Location"] == f"/assets/{asset.pk}/"
+    assert signed_in(inspector).post("/assets/", {"name": "Nope"}).status_code == 403
+
+    r = signed_in(inspector).post(
+        f"/assets/{asset.pk}/", {"name": "Survey 1", "date": "2026-05-02"}
+    )
+    inspection = Inspection.objects.get(name="Survey 1")
+    assert r["Location"] == f"/inspections/{inspection.pk}/"
+    assert inspection.created_by == inspector
+
+
+def test_create_forms_show_errors(supervisor, asset, inspection):
+    client = signed_in(supervisor)
+    r = client.post("/assets/", {"name": asset.name, "kind": "hull"})
+    assert r.status_code == 400 and b"exists" in r.content
+    r = client.post("/assets/", {"name": "", "kind": "rocket"})
+    assert r.status_code == 400 and b"errorlist" in r.content
+    r = client.post(f"/assets/{asset.pk}/", {"name": inspection.name})
+    assert r.status_code == 400 and b"already has" in r.content
+
+
+def test_upload_page_points_at_the_api(inspection, inspector):
+    html = signed_in(inspector).get(f"/inspections/{inspection.pk}/upload/").content.decode()
+    assert 'data-endpoint="/api/v1/photos/upload/"' in html
+    assert f'data-inspection="{inspection.pk}"' in html
+    assert "js/upload.js" in html and "csrfmiddlewaretoken" in html
+
+
+def test_unknown_ids_are_404(inspector):
+    client = signed_in(inspector)
+    for path in ("/assets/9999/", "/inspections/9999/", "/photos/9999/", "/photos/9999/image"):
+        assert client.get(path).status_code == 404
