@@ -193,13 +193,13 @@ def cross_validate_classifier(
     photos = [p for p in photos if p.label is not None]
     clf = clf or RustClassifier(config, weights=weights)
     cfg = clf.config
+    splits = grouped_folds(photos, folds, seed)  # bad fold counts fail before any work
     paths, shas = [p.path for p in photos], [p.sha256 for p in photos]
     x = clf.embed(paths, shas, cfg.train_views, cache, progress)
     tta = len(cfg.predict_views)
     y = np.asarray([p.label for p in photos])
     groups = [p.group or p.id for p in photos]
     per_fold, oof, thresholds = [], np.zeros(len(photos)), np.zeros(len(photos))
-    splits = grouped_folds(photos, folds, seed)
     if progress:
         from tqdm import tqdm
 
