@@ -49,6 +49,19 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, t
             test["NAME"] = str(tmp_path_factory.mktemp("db") / "test.sqlite3")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _fast_password_hashing():
+    """Hash test passwords with MD5: the real PBKDF2 costs ~0.3 s per user on 2 cores.
+
+    Only this test process is affected; `make run` in the smoke test keeps the
+    real hasher.
+    """
+    from django.test.utils import override_settings
+
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _media_root(tmp_path, settings):
     """Every Django test writes photos into its own folder."""

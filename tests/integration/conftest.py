@@ -57,15 +57,40 @@ def test_redis_url() -> str:
 
 
 def point_app_at(broker_url: str, transport_options: dict) -> None:
-    """Make this process's Celery app publish to `broker_url` from now on."""
+    """Make this process's Celery app publish to `broker_url` from now on.
+
+    Celery prefers the CELERY_BROKER_URL environment variable over its config,
+    so that is set too; `broker_state()` / `restore_broker()` undo it.
+    """
     from inspection.celery import app
 
+    os.environ["CELERY_BROKER_URL"] = broker_url
     app.conf.broker_url = broker_url
     app.conf.broker_transport_options = transport_options
     if app._pool is not None:
         app._pool.force_close_all()
     app._pool = None
     app.amqp._producer_pool = None
+
+
+def broker_state() -> tuple[str | None, str, dict]:
+    """What `restore_broker` needs to undo `point_app_at`."""
+    from inspection.celery import app
+
+    return (
+        os.environ.get("CELERY_BROKER_URL"),
+        app.conf.get("broker_url"),
+        app.conf.broker_transport_options,
+    )
+
+
+def restore_broker(state: tuple[str | None, str, dict]) -> None:
+    env_url, conf_url, options = state
+    point_app_at(conf_url, options)
+    if env_url is None:
+        os.environ.pop("CELERY_BROKER_URL", None)
+    else:
+        os.environ["CELERY_BROKER_URL"] = env_url
 
 
 @dataclass
@@ -83,9 +108,8 @@ class WorkerProcess:
 @pytest.fixture
 def celery_worker_process(tmp_path, settings) -> Iterator[Callable[[str], WorkerProcess]]:
     """start(broker_url) -> a running worker process sharing DB, media and broker with the test."""
-    from inspection.celery import app
 
-    saved = (app.conf.broker_url, app.conf.broker_transport_options)
+    saved = broker_state()
     started: list[WorkerProcess] = []
 
     def start(broker_url: str) -> WorkerProcess:
@@ -147,7 +171,7 @@ def celery_worker_process(tmp_path, settings) -> Iterator[Callable[[str], Worker
             except subprocess.TimeoutExpired:
                 os.killpg(worker.proc.pid, signal.SIGKILL)
                 worker.proc.wait()
-    point_app_at(*saved)
+    restore_broker(saved)
 
 
 @pytest.fixture

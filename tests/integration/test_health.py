@@ -7,18 +7,16 @@ import stat
 
 import pytest
 
-from tests.integration.conftest import point_app_at
+from tests.integration.conftest import broker_state, point_app_at, restore_broker
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def restore_broker():
-    from inspection.celery import app
-
-    saved = (app.conf.broker_url, app.conf.broker_transport_options)
+def keep_broker():
+    saved = broker_state()
     yield
-    point_app_at(*saved)
+    restore_broker(saved)
 
 
 def test_healthz_ok_without_login(client):
@@ -54,7 +52,7 @@ def test_healthz_503_when_media_storage_is_not_writable(client, settings, tmp_pa
     assert body["checks"]["media"]["error"]
 
 
-def test_healthz_503_when_filesystem_broker_folder_is_missing(client, tmp_path, restore_broker):
+def test_healthz_503_when_filesystem_broker_folder_is_missing(client, tmp_path, keep_broker):
     missing = tmp_path / "gone" / "in"
     point_app_at(
         "filesystem://",
@@ -65,7 +63,7 @@ def test_healthz_503_when_filesystem_broker_folder_is_missing(client, tmp_path, 
     assert str(missing) in body["checks"]["broker"]["error"]
 
 
-def test_healthz_503_when_redis_does_not_answer(client, restore_broker):
+def test_healthz_503_when_redis_does_not_answer(client, keep_broker):
     import socket
 
     with socket.socket() as s:  # a port where nothing listens
@@ -77,7 +75,7 @@ def test_healthz_503_when_redis_does_not_answer(client, restore_broker):
     assert response.json()["failed"] == ["broker"]
 
 
-def test_healthz_redis_ping(client, redis_test_url, restore_broker):
+def test_healthz_redis_ping(client, redis_test_url, keep_broker):
     point_app_at(redis_test_url, {})
     body = client.get("/healthz").json()
     assert body["checks"]["broker"] == {**body["checks"]["broker"], "ok": True, "detail": "redis"}
