@@ -178,3 +178,31 @@ def test_unknown_ids_are_404(inspector):
     client = signed_in(inspector)
     for path in ("/assets/9999/", "/inspections/9999/", "/photos/9999/", "/photos/9999/image"):
         assert client.get(path).status_code == 404
+
+
+def test_upload_page_token_lets_the_browser_post_to_the_api(inspection, inspector):
+    """What upload.js does: the session plus the page's CSRF token, one file per request."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tests.conftest import jpeg_bytes
+
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(inspector)
+    html = browser.get(f"/inspections/{inspection.pk}/upload/").content.decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
+
+    def post(**headers):
+        f = SimpleUploadedFile("deck.jpg", jpeg_bytes(50, 40))
+        return browser.post(
+            "/api/v1/photos/upload/",
+            {"inspection": inspection.pk, "files": f},
+            HTTP_ACCEPT="application/json",
+            **headers,
+        )
+
+    r = post()
+    assert r.status_code == 403 and "CSRF" in r.json()["detail"]
+    r = post(HTTP_X_CSRFTOKEN=token)
+    assert r.status_code == 201 and r.json()["results"][0]["status"] == 201
+    r = post(HTTP_X_CSRFTOKEN=token)
+    assert r.status_code == 409 and r.json()["results"][0]["photo_id"]
