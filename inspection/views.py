@@ -26,6 +26,7 @@ from inspection import selectors
 from inspection.errors import DomainError
 from inspection.models import Asset, Box, Inspection, Photo, Role, Verdict
 from inspection.roles import has_role, user_role
+from inspection.services.catalog import create_asset, create_inspection
 
 GRID_PAGE_SIZE = 48
 
@@ -116,8 +117,6 @@ def asset_list(request: HttpRequest) -> HttpResponse:
         if not has_role(request.user, Role.SUPERVISOR):
             raise PermissionDenied("Only supervisors create assets.")
         if form.is_valid():
-            from inspection.services.catalog import create_asset
-
             try:
                 asset = create_asset(**form.cleaned_data)
             except DomainError as exc:
@@ -144,8 +143,6 @@ def asset_detail(request: HttpRequest, pk: int) -> HttpResponse:
         if not has_role(request.user, Role.INSPECTOR):
             raise PermissionDenied("Only inspectors and supervisors create inspections.")
         if form.is_valid():
-            from inspection.services.catalog import create_inspection
-
             try:
                 inspection = create_inspection(asset=asset, user=request.user, **form.cleaned_data)
             except DomainError as exc:

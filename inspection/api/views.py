@@ -48,6 +48,10 @@ from inspection.api.tokens import issue_token, revoke_token
 from inspection.errors import DomainError, TooLarge
 from inspection.models import Asset, Inspection, Photo, Role
 from inspection.roles import has_role, user_role
+from inspection.services.boxes import review_suggestion, save_boxes
+from inspection.services.catalog import create_asset, create_inspection
+from inspection.services.photos import ingest_photos, photo_state, set_verdict
+from inspection.services.voc_io import export_voc, import_voc
 
 log = logging.getLogger(__name__)
 
@@ -167,8 +171,6 @@ class AssetViewSet(
         return selectors.asset_list()
 
     def create(self, request: Request) -> Response:
-        from inspection.services.catalog import create_asset
-
         data = _valid(s.AssetSerializer, request.data)
         asset = create_asset(
             name=data["name"],
@@ -209,8 +211,6 @@ class InspectionViewSet(
         return selectors.inspection_list(asset_id=int(asset) if asset else None)
 
     def create(self, request: Request) -> Response:
-        from inspection.services.catalog import create_inspection
-
         data = _valid(s.InspectionSerializer, request.data)
         inspection = create_inspection(
             asset=data["asset"],
@@ -308,8 +308,6 @@ class PhotoViewSet(
         url_name="upload",
     )
     def upload(self, request: Request) -> Response:
-        from inspection.services.photos import ingest_photos
-
         files = request.FILES.getlist("files") or request.FILES.getlist("file")
         inspection_id = request.data.get("inspection")
         if not files:
@@ -368,8 +366,6 @@ class PhotoViewSet(
     )
     @action(detail=True, methods=["get"], url_path="boxes", url_name="boxes")
     def boxes(self, request: Request, pk: str | None = None) -> Response:
-        from inspection.services.photos import photo_state
-
         photo = self.get_object()
         return _etag(Response(photo_state(photo)), photo.version)
 
@@ -393,9 +389,6 @@ class PhotoViewSet(
     )
     @boxes.mapping.put
     def put_boxes(self, request: Request, pk: str | None = None) -> Response:
-        from inspection.services.boxes import save_boxes
-        from inspection.services.photos import photo_state
-
         photo = self.get_object()
         data = _valid(s.BoxesInputSerializer, request.data)
         version = parse_version(request)
@@ -422,8 +415,6 @@ class PhotoViewSet(
     )
     @action(detail=True, methods=["put", "post"], url_path="verdict", url_name="verdict")
     def verdict(self, request: Request, pk: str | None = None) -> Response:
-        from inspection.services.photos import photo_state, set_verdict
-
         photo = self.get_object()
         data = _valid(s.VerdictInputSerializer, request.data)
         version = parse_version(request, data.get("version"))
@@ -448,9 +439,6 @@ class PhotoViewSet(
     )
     @action(detail=True, methods=["post"], url_path="suggestions", url_name="suggestions")
     def suggestions(self, request: Request, pk: str | None = None) -> Response:
-        from inspection.services.boxes import review_suggestion
-        from inspection.services.photos import photo_state
-
         photo = self.get_object()
         if not has_role(request.user, Role.SUPERVISOR) and photo.uploaded_by_id != request.user.pk:
             raise PermissionDenied(
@@ -536,8 +524,6 @@ class ImportView(APIView):
         responses={201: s.ImportReportSerializer, 400: ERROR, 404: ERROR, 413: ERROR},
     )
     def post(self, request: Request) -> Response:
-        from inspection.services.voc_io import import_voc
-
         data = _valid(s.ImportInputSerializer, request.data)
         upload = data["file"]
         limit = settings.RUSTWATCH_MAX_IMPORT_BYTES
@@ -579,8 +565,6 @@ class ExportView(APIView):
         responses={(200, "application/zip"): OpenApiTypes.BINARY, 400: ERROR, 404: ERROR},
     )
     def get(self, request: Request) -> FileResponse:
-        from inspection.services.voc_io import export_voc
-
         query = _valid(s.ExportQuerySerializer, request.query_params)
         inspection = asset = None
         if "inspection" in query:
