@@ -117,15 +117,15 @@ def test_make_run_serves_uploads_thumbnails_and_stops_on_ctrl_c(make_run: MakeRu
     assert health["checks"]["broker"]["detail"] == "filesystem"
     assert (make_run.var / "rustwatch.sqlite3").is_file()  # the fresh data folder is used
 
-    # Log in as the first admin that `make run` created from the environment.
+    # Log in on the login page as the first admin `make run` created from the environment.
     session = requests.Session()
-    login_page = session.get(f"{base}/admin/login/", timeout=HTTP_TIMEOUT_S)
+    login_page = session.get(f"{base}/login/", timeout=HTTP_TIMEOUT_S)
     assert login_page.status_code == 200
     csrf = session.cookies["csrftoken"]
     response = session.post(
-        f"{base}/admin/login/?next=/admin/",
+        f"{base}/login/",
         data={"username": ADMIN_USER, "password": ADMIN_PASSWORD, "csrfmiddlewaretoken": csrf},
-        headers={"Referer": f"{base}/admin/login/"},
+        headers={"Referer": f"{base}/login/"},
         timeout=HTTP_TIMEOUT_S,
     )
     assert response.status_code == 200 and "sessionid" in session.cookies, response.text[:500]
