@@ -16,6 +16,10 @@ from rest_framework import serializers
 
 from inspection.models import Asset, Box, Inspection, Photo, PhotoEvent, Verdict
 
+# Ids and versions beyond a 64-bit integer are refused here (400), before a
+# database driver overflows on them (500).
+MAX_ID = 2**63 - 1
+
 
 def _absolute(context: dict[str, Any], url: str) -> str:
     request = context.get("request")
@@ -201,8 +205,8 @@ class PhotoDetailSerializer(PhotoSerializer):
 class PhotoFilterSerializer(serializers.Serializer):
     """Query parameters of the photo list; a bad value is a 400 naming it."""
 
-    inspection = serializers.IntegerField(required=False, min_value=1)
-    asset = serializers.IntegerField(required=False, min_value=1)
+    inspection = serializers.IntegerField(max_value=MAX_ID, required=False, min_value=1)
+    asset = serializers.IntegerField(max_value=MAX_ID, required=False, min_value=1)
     verdict = serializers.ChoiceField(choices=Verdict.choices, required=False)
     has_boxes = serializers.BooleanField(required=False, allow_null=True, default=None)
     has_suggestions = serializers.BooleanField(required=False, allow_null=True, default=None)
@@ -236,7 +240,9 @@ class BoxInputSerializer(serializers.Serializer):
     """One box a client saves, in original-image pixels."""
 
     id = serializers.IntegerField(
-        required=False, help_text="Id of a model suggestion being accepted or edited."
+        max_value=MAX_ID,
+        required=False,
+        help_text="Id of a model suggestion being accepted or edited.",
     )
     xmin = serializers.IntegerField()
     ymin = serializers.IntegerField()
@@ -261,6 +267,7 @@ class BoxesInputSerializer(serializers.Serializer):
 class VerdictInputSerializer(serializers.Serializer):
     verdict = serializers.ChoiceField(choices=Verdict.choices)
     version = serializers.IntegerField(
+        max_value=MAX_ID,
         required=False,
         min_value=1,
         help_text="The photo version the client saw; or send it as If-Match.",
@@ -270,10 +277,10 @@ class VerdictInputSerializer(serializers.Serializer):
 class SuggestionReviewSerializer(serializers.Serializer):
     """Accept or reject one of a photo's model suggestions."""
 
-    box = serializers.IntegerField(help_text="Id of the model box.")
+    box = serializers.IntegerField(max_value=MAX_ID, help_text="Id of the model box.")
     action = serializers.ChoiceField(choices=["accept", "reject"])
     version = serializers.IntegerField(
-        required=False, min_value=1, help_text="Or send it as If-Match."
+        max_value=MAX_ID, required=False, min_value=1, help_text="Or send it as If-Match."
     )
 
 
@@ -287,7 +294,7 @@ class PhotoEventSerializer(serializers.ModelSerializer):
 
 
 class UploadInputSerializer(serializers.Serializer):
-    inspection = serializers.IntegerField(min_value=1)
+    inspection = serializers.IntegerField(max_value=MAX_ID, min_value=1)
     files = serializers.ListField(
         child=serializers.FileField(allow_empty_file=True, use_url=False),
         allow_empty=False,
@@ -315,7 +322,7 @@ class UploadResponseSerializer(serializers.Serializer):
 class ImportInputSerializer(serializers.Serializer):
     file = serializers.FileField(help_text="A zip of images + labelImg XML (class folders ok).")
     inspection = serializers.IntegerField(
-        required=False, min_value=1, help_text="Import into this inspection"
+        max_value=MAX_ID, required=False, min_value=1, help_text="Import into this inspection"
     )
     inspection_name = serializers.CharField(
         required=False, max_length=200, help_text="Or into this inspection (created if new)."
@@ -349,8 +356,8 @@ class ImportReportSerializer(serializers.Serializer):
 
 
 class ExportQuerySerializer(serializers.Serializer):
-    inspection = serializers.IntegerField(required=False, min_value=1)
-    asset = serializers.IntegerField(required=False, min_value=1)
+    inspection = serializers.IntegerField(max_value=MAX_ID, required=False, min_value=1)
+    asset = serializers.IntegerField(max_value=MAX_ID, required=False, min_value=1)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if "inspection" in attrs and "asset" in attrs:

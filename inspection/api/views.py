@@ -100,6 +100,15 @@ class Pagination(PageNumberPagination):
     max_page_size = 500
 
 
+def positive_id(value: Any) -> int | None:
+    """`value` as an id (ASCII digits, 1..2**63-1), or None: never an int() error."""
+    text = str(value if value is not None else "").strip()
+    if not (text.isascii() and text.isdigit()):
+        return None
+    number = int(text)
+    return number if 0 < number <= s.MAX_ID else None
+
+
 def parse_version(request: Request, body_version: int | None = None) -> int:
     """The version the client edited: If-Match header, else `version` in the body.
 
@@ -111,11 +120,11 @@ def parse_version(request: Request, body_version: int | None = None) -> int:
             return body_version
         raise PreconditionRequired()
     value = header.strip().removeprefix("W/").strip().strip('"').strip()
-    if not value.isdigit() or int(value) < 1:
+    version = positive_id(value)
+    if version is None:
         raise ParseError(
             f"If-Match must be the photo version, a positive whole number; got {header!r}."
         )
-    version = int(value)
     if body_version is not None and body_version != version:
         raise ParseError(f"If-Match ({version}) and the body's version ({body_version}) disagree.")
     return version
@@ -206,9 +215,10 @@ class InspectionViewSet(
 
     def get_queryset(self):
         asset = self.request.query_params.get("asset") if self.action == "list" else None
-        if asset is not None and not asset.isdigit():
+        asset_id = positive_id(asset) if asset is not None else None
+        if asset is not None and asset_id is None:
             raise ParseError(f"asset must be an asset id; got {asset!r}.")
-        return selectors.inspection_list(asset_id=int(asset) if asset else None)
+        return selectors.inspection_list(asset_id=asset_id)
 
     def create(self, request: Request) -> Response:
         data = _valid(s.InspectionSerializer, request.data)
@@ -309,12 +319,12 @@ class PhotoViewSet(
     )
     def upload(self, request: Request) -> Response:
         files = request.FILES.getlist("files") or request.FILES.getlist("file")
-        inspection_id = request.data.get("inspection")
         if not files:
             raise ValidationError({"files": ["Attach one or more photos as `files`."]})
-        if inspection_id is None or not str(inspection_id).strip().isdigit():
+        inspection_id = positive_id(request.data.get("inspection"))
+        if inspection_id is None:
             raise ValidationError({"inspection": ["Give the inspection id as `inspection`."]})
-        inspection = Inspection.objects.filter(pk=int(inspection_id)).first()
+        inspection = Inspection.objects.filter(pk=inspection_id).first()
         if inspection is None:
             raise ValidationError({"inspection": [f"No inspection with id {inspection_id}."]})
 
@@ -703,5 +713,6 @@ __all__ = [
     "TokenDetailView",
     "TokenListView",
     "parse_version",
+    "positive_id",
     "photo_file_response",
 ]

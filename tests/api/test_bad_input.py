@@ -45,6 +45,7 @@ def assert_error(response, status: int, *words: str) -> dict:
         "/api/v1/inspections/999999/",
         "/api/v1/tokens/abc/",
         "/api/v1/no-such-thing/",
+        "/api/v1/photos/" + "9" * 30 + "/",
     ],
 )
 def test_unknown_and_non_integer_ids_are_json_404(sam, photo, path):
@@ -105,7 +106,7 @@ def test_missing_if_match_is_428(sam, photo):
     assert body["code"] == "precondition_required"
 
 
-@pytest.mark.parametrize("value", ['"one"', "*", "0", '"-2"', "1.0"])
+@pytest.mark.parametrize("value", ['"one"', "*", "0", '"-2"', "1.0", "²", "9" * 30])
 def test_malformed_if_match_is_400(sam, photo, value):
     assert_error(put_boxes(sam, photo, {"boxes": []}, if_match=value), 400, "If-Match")
 
@@ -150,7 +151,7 @@ def test_if_match_and_body_version_disagree_is_400(sam, photo):
 # --- suggestions ---
 
 
-def test_review_of_a_human_box_or_other_photos_box_is_400(sam, photo, inspection, inspector):
+def test_review_of_another_photos_box_or_bad_fields_is_400(sam, photo, inspection, inspector):
     from tests.api.conftest import add_suggestion, ingest
 
     other = ingest(inspection, inspector, name="o.jpg", seed=5)
@@ -167,6 +168,12 @@ def test_review_of_a_human_box_or_other_photos_box_is_400(sam, photo, inspection
         format="json",
     )
     assert_error(r, 400, "action")
+    r = sam.post(
+        f"/api/v1/photos/{photo.pk}/suggestions/",
+        {"box": 10**30, "action": "accept", "version": 1},
+        format="json",
+    )
+    assert_error(r, 400, "box")
 
 
 # --- upload ---
@@ -231,6 +238,8 @@ def test_upload_all_failing_same_way_keeps_that_status(sam, inspection):
     [
         ({"inspection": "abc"}, "inspection"),
         ({"inspection": 999999}, "inspection"),
+        ({"inspection": "9" * 30}, "inspection"),
+        ({"inspection": "³"}, "inspection"),
         ({}, "files"),
     ],
 )
@@ -258,6 +267,8 @@ def test_upload_as_json_is_415(sam, inspection):
         ("has_suggestions=2", "has_suggestions"),
         ("inspection=abc", "inspection"),
         ("inspection=0", "inspection"),
+        ("inspection=" + "9" * 30, "inspection"),
+        ("asset=" + "9" * 30, "asset"),
         ("page=abc", "page"),
     ],
 )
@@ -267,8 +278,9 @@ def test_bad_filters_are_4xx(sam, query, word):
     assert word in str(r.json()).lower() or "page" in query
 
 
-def test_inspections_bad_asset_filter_is_400(sam):
-    assert_error(sam.get("/api/v1/inspections/?asset=hull"), 400, "asset")
+@pytest.mark.parametrize("value", ["hull", "²", "9" * 30])
+def test_inspections_bad_asset_filter_is_400(sam, value):
+    assert_error(sam.get(f"/api/v1/inspections/?asset={value}"), 400, "asset")
 
 
 # --- assets and inspections ---
