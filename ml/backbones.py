@@ -51,9 +51,9 @@ BACKBONES: dict[str, BackboneSpec] = {
         ),
         BackboneSpec(
             "mobilenet_v3_large", "MobileNetV3Large", {"include_preprocessing": True}, "raw", 960,
-            # verify with build_backbone(..., weights=None) before relying on it
-            ("expanded_conv_5_expand_activation", "expanded_conv_11_expand_activation",
-             "activation_37"),
+            # the residual outputs: keras names the activations with a global
+            # counter (re_lu_N, activation_N), so only these names are stable
+            ("expanded_conv_5_add", "expanded_conv_11_add", "expanded_conv_14_add"),
         ),
         BackboneSpec(
             "efficientnet_v2_b0", "EfficientNetV2B0", {"include_preprocessing": True}, "raw",

@@ -1,0 +1,239 @@
+"""The rust detector on tiny synthetic photos: boxes, augmentation, persistence, bad input.
+
+One small detector is trained once per module (64 px, MobileNet 0.25, 2 epochs)
+and shared: training quality is the benchmark's job
+(benchmarks/detector_bench.py), these tests check behaviour.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ml.detector import (
+    DetectorConfig,
+    DetectorInputError,
+    DetSample,
+    RustDetector,
+    augment_sample,
+    detection_uncertainty,
+    letterbox,
+    train_detector,
+)
+
+RUST = (150, 60, 20)
+PAINT = (200, 200, 200)
+
+
+def tiny_config(**kw) -> DetectorConfig:
+    base = dict(
+        backbone="mobilenet_025",
+        image_size=64,
+        max_level=5,
+        epochs=2,
+        batch_size=4,
+        predict_batch=2,
+        fpn_width=16,
+        head_width=16,
+        head_layers=1,
+    )
+    return DetectorConfig(**{**base, **kw})
+
+
+def photo(path: Path, size: tuple[int, int], box: tuple[int, int, int, int]) -> DetSample:
+    """A grey photo (width, height) with one rust-coloured rectangle at `box` (xyxy)."""
+    w, h = size
+    img = np.full((h, w, 3), PAINT, np.uint8)
+    x0, y0, x1, y1 = box
+    img[y0:y1, x0:x1] = RUST
+    Image.fromarray(img).save(path, quality=95)
+    return DetSample(path, np.array([box], np.float32))
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory) -> list[DetSample]:
+    d = tmp_path_factory.mktemp("det")
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(6):
+        w, h = int(rng.integers(90, 160)), int(rng.integers(60, 120))
+        x0, y0 = int(rng.integers(0, w // 2)), int(rng.integers(0, h // 2))
+        out.append(photo(d / f"rust.{i}.jpg", (w, h), (x0, y0, x0 + w // 3, y0 + h // 3)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(samples) -> RustDetector:
+    return train_detector(samples, tiny_config(), weights=None, progress=False)
+
+
+def test_config_round_trips_through_json_and_rejects_typos():
+    cfg = tiny_config(aspect_ratios=(1.0, 2.0))
+    again = DetectorConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert again == cfg
+    with pytest.raises(ValueError, match="unknown detector config keys: imgsize"):
+        DetectorConfig.from_dict({"imgsize": 3})
+    with pytest.raises(ValueError, match="multiple of 128"):
+        DetectorConfig(image_size=200)
+    with pytest.raises(ValueError, match="unknown backbone"):
+        DetectorConfig(backbone="resnet9000")
+
+
+def _rust_share(canvas: np.ndarray, box: np.ndarray) -> float:
+    """Share of pixels inside `box` (canvas coordinates) that look like the rust rectangle."""
+    x0, y0, x1, y1 = np.clip(np.round(box).astype(int), 0, canvas.shape[0])
+    region = canvas[y0:y1, x0:x1].reshape(-1, 3)
+    close = np.abs(region - np.array(RUST)).max(axis=1) < 30
+    return float(close.mean()) if len(region) else 0.0
+
+
+def test_augmentation_moves_boxes_with_the_object(samples):
+    """Flip, crop and zoom move the box exactly where the rust rectangle went."""
+    import tensorflow as tf
+
+    tf.random.set_seed(1)
+    cfg = tiny_config(image_size=128, color=0.0, crop_prob=0.7, crop_min_area=0.3)
+    image = np.asarray(Image.open(samples[0].image_path).convert("RGB"))
+    kept = ignored = 0
+    for _ in range(30):
+        canvas, boxes, labels = (
+            np.asarray(t) for t in augment_sample(image, samples[0].boxes, cfg, training=True)
+        )
+        assert canvas.shape == (128, 128, 3)
+        if labels[0] == 0:  # kept (mostly visible) box: it covers the object, snugly
+            kept += 1
+            # 2 px in from each side (JPEG and resizing blur the rectangle's edge)
+            assert _rust_share(canvas, boxes[0] + np.array([2, 2, -2, -2])) > 0.95
+            assert _rust_share(canvas, boxes[0] + np.array([-8, -8, 8, 8])) < 0.97
+        else:  # cropped mostly away: ignored (-2) or gone (-1), never called background
+            ignored += 1
+            assert labels[0] in (-1, -2)
+    assert kept >= 10
+
+
+def test_flip_alone_mirrors_the_box(samples):
+    import tensorflow as tf
+
+    tf.random.set_seed(3)
+    s = samples[1]
+    w = Image.open(s.image_path).width
+    cfg = tiny_config(image_size=128, color=0.0, crop_prob=0.0, zoom_out_min=1.0)
+    image = np.asarray(Image.open(s.image_path).convert("RGB"))
+    scale = 128 / max(image.shape[:2])
+    x0, y0, x1, y1 = s.boxes[0]
+    mirrored = np.array([w - x1, y0, w - x0, y1]) * scale
+    # the photo is wider than tall: it spans the canvas width (no x offset), and
+    # only its vertical place on the canvas is random
+    boxes = [np.asarray(augment_sample(image, s.boxes, cfg, True)[1][0]) for _ in range(12)]
+    xs = {tuple(np.round(b[[0, 2]], 3)) for b in boxes}
+    assert xs == {
+        tuple(np.round(s.boxes[0][[0, 2]] * scale, 3)),
+        tuple(np.round(mirrored[[0, 2]], 3)),
+    }
+    for b in boxes:
+        assert b[3] - b[1] == pytest.approx((y1 - y0) * scale, abs=1e-3)
+
+
+def test_letterbox_pads_and_never_crops():
+    img = np.zeros((50, 100, 3), np.uint8)
+    canvas, scale, ox, oy = (np.asarray(t) for t in letterbox(img, 64))
+    assert float(scale) == pytest.approx(0.64)
+    assert (ox, oy) == (0, 0)
+    assert np.all(canvas[:32, :64] == 0)  # the whole photo, scaled
+    assert np.all(canvas[32:] == 127.5)  # grey padding below, nothing cut
+
+
+def test_predict_gives_boxes_in_original_pixels(trained, samples, tmp_path):
+    wide = photo(tmp_path / "wide.jpg", (300, 90), (200, 10, 290, 80))
+    array = np.asarray(Image.open(samples[0].image_path))
+    out = trained.predict([wide.image_path, array, samples[2].image_path], score_threshold=0.0)
+    assert len(out) == 3
+    sizes = [(300, 90), array.shape[1::-1], Image.open(samples[2].image_path).size]
+    for (boxes, scores), (w, h) in zip(out, sizes, strict=True):
+        assert boxes.shape == (len(scores), 4) and len(scores) > 0
+        assert np.all(boxes[:, 0] >= 0) and np.all(boxes[:, 2] <= w)
+        assert np.all(boxes[:, 1] >= 0) and np.all(boxes[:, 3] <= h)
+        assert np.all(boxes[:, 2] > boxes[:, 0]) and np.all(boxes[:, 3] > boxes[:, 1])
+        assert np.all(np.diff(scores) <= 0)  # best first
+    high = trained.predict([wide.image_path], score_threshold=0.5)[0][1]
+    assert np.all(high >= 0.5)
+
+
+def test_save_and_load_give_identical_predictions(trained, samples, tmp_path):
+    trained.save(tmp_path / "art")
+    assert (tmp_path / "art" / "detector.keras").is_file()
+    meta = json.loads((tmp_path / "art" / "detector.json").read_text())
+    assert meta["config"]["backbone"] == "mobilenet_025"
+    assert meta["info"]["train_photos"] == len(samples)
+    loaded = RustDetector.load(tmp_path / "art")
+    assert loaded.config == trained.config
+    paths = [s.image_path for s in samples[:3]]
+    for (b1, s1), (b2, s2) in zip(trained.predict(paths), loaded.predict(paths), strict=True):
+        np.testing.assert_array_equal(b1, b2)
+        np.testing.assert_array_equal(s1, s2)
+
+
+def test_training_keeps_batchnorm_frozen_and_trains_the_backbone(samples, keras_home):
+    """From ImageNet weights: convolutions move, BatchNorm statistics stay."""
+    import keras
+
+    from ml.backbones import build_backbone
+    from ml.detector import build_model
+
+    cfg = tiny_config(epochs=1, warmup_epochs=0)
+    det = train_detector(samples[:4], cfg, weights="imagenet", progress=False)
+    imagenet = {layer.name: layer for layer in build_backbone(cfg.backbone, 64, "imagenet").layers}
+    bn = [
+        layer
+        for layer in det.model.encoder.layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
+    assert bn
+    for layer in bn:
+        np.testing.assert_array_equal(
+            layer.moving_mean.numpy(), imagenet[layer.name].moving_mean.numpy()
+        )
+    moved = [
+        np.abs(layer.kernel.numpy() - imagenet[layer.name].kernel.numpy()).max()
+        for layer in det.model.encoder.layers
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D))
+    ]
+    # gradients reaching the backbone through freshly initialised heads are tiny, but not zero
+    assert max(moved) > 1e-6
+    frozen = build_model(tiny_config(train_backbone=False), weights=None)
+    encoder_vars = {id(v) for v in frozen.encoder.weights}
+    assert not any(id(v) in encoder_vars for v in frozen.trainable_weights)
+    assert frozen.classification_head.trainable_weights
+    assert det.info["history"]["loss"] and np.isfinite(det.info["final_loss"])
+
+
+def test_box_outside_the_image_is_a_clear_error(samples):
+    bad = DetSample(samples[0].image_path, np.array([[10, 10, 5000, 40]], np.float32))
+    outside = r"rust\.0\.jpg: box 0 .* outside the \d+x\d+ image"
+    with pytest.raises(DetectorInputError, match=outside):
+        train_detector([samples[1], bad], tiny_config(), weights=None, progress=False)
+    empty = DetSample(samples[0].image_path, np.array([[10, 10, 10, 40]], np.float32))
+    with pytest.raises(DetectorInputError, match="is empty"):
+        train_detector([empty], tiny_config(), weights=None, progress=False)
+
+
+def test_corrupt_image_is_a_clear_error(samples, tmp_path, trained):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    with pytest.raises(DetectorInputError, match="broken.jpg: cannot read image"):
+        train_detector([DetSample(broken, np.zeros((0, 4)))], tiny_config(), weights=None)
+    with pytest.raises(DetectorInputError, match="broken.jpg: cannot read image"):
+        trained.predict([broken])
+    with pytest.raises(DetectorInputError, match=r"image 0: expected an \(H, W, 3\) image"):
+        trained.predict([np.zeros((4, 4, 3, 2))])
+
+
+def test_uncertainty_peaks_at_a_coin_toss():
+    assert detection_uncertainty(np.array([0.5, 0.99])) == pytest.approx(1.0)
+    assert detection_uncertainty(np.array([])) == 0.0
+    assert detection_uncertainty(np.array([0.02, 0.03])) == 0.0  # below the floor: no rust
+    assert detection_uncertainty(np.array([0.97])) < 0.25
