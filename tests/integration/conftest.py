@@ -20,6 +20,7 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import pytest
+from kombu import pools
 
 REPO = Path(__file__).resolve().parents[2]
 # A Redis database of the tests' own: flushed before and after, never the app's.
@@ -67,8 +68,7 @@ def point_app_at(broker_url: str, transport_options: dict) -> None:
     os.environ["CELERY_BROKER_URL"] = broker_url
     app.conf.broker_url = broker_url
     app.conf.broker_transport_options = transport_options
-    if app._pool is not None:
-        app._pool.force_close_all()
+    pools.reset()  # close and forget kombu's pooled connections to the old broker
     app._pool = None
     app.amqp._producer_pool = None
 
