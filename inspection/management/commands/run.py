@@ -8,8 +8,8 @@ static files, then starts three processes and watches them:
 - beat: Celery beat with django-celery-beat's DatabaseScheduler
 
 Ctrl-C (SIGINT) or SIGTERM stops all three: each gets SIGTERM (warm shutdown),
-whatever is still alive after --shutdown-timeout seconds is killed, and the
-command exits. If one of them dies on its own the others are stopped too, so a
+whatever is still alive after --shutdown-timeout seconds (or at a second Ctrl-C)
+is killed, and the command exits. If one of them dies on its own the others are stopped too, so a
 half-running system never goes unnoticed. Each child runs in its own session
 (so a terminal's Ctrl-C reaches only this supervisor, which stops them in
 order) and is told by the kernel to stop if this supervisor is killed.
@@ -146,10 +146,13 @@ class Command(BaseCommand):
     def _supervise(self, children: list[Child], timeout: float, host: str, port: int) -> int:
         """Start the children, wait for a signal or a death, stop them all; 0 if asked to."""
         stop = threading.Event()
+        self._hurry = threading.Event()  # a second Ctrl-C: kill now, do not wait
         reason: list[str] = []
 
         def on_signal(signum: int, _frame) -> None:
-            if not stop.is_set():
+            if stop.is_set():
+                self._hurry.set()
+            else:
                 reason.append(signal.Signals(signum).name)
             stop.set()
 
@@ -212,10 +215,14 @@ class Command(BaseCommand):
                     pass
         deadline = time.monotonic() + timeout
         for child in children:
-            try:
-                child.proc.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                self.stderr.write(f"{child.name} did not stop in {timeout:.0f} s; killing it.")
+            while child.proc.poll() is None:
+                if self._hurry.is_set():
+                    self.stderr.write(f"Stopping again: killing {child.name}.")
+                    break
+                if time.monotonic() > deadline:
+                    self.stderr.write(f"{child.name} did not stop in {timeout:.0f} s; killing it.")
+                    break
+                self._hurry.wait(0.1)
             # Whatever the child left in its group (pool processes) goes too.
             self._kill_group(child)
             child.proc.wait()
