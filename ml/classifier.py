@@ -47,7 +47,7 @@ class ClassifierConfig:
     """Everything that defines a classifier; stored in the artifact manifest."""
 
     backbone: str = "mobilenet_v2_035"
-    image_sizes: tuple[int, ...] = (320,)
+    image_sizes: tuple[int, ...] = (448,)
     pooling: str = "avgmax"
     n_aug: int = 8  # augmented views per training photo (plus full and mirror)
     tta: bool = True  # average the photo and its mirror at prediction time

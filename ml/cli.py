@@ -92,7 +92,15 @@ def _detector_config(args):
         kw["epochs"] = args.epochs
     if args.det_image_size:
         kw["image_size"] = args.det_image_size
-    return DetectorConfig(**kw)
+    for item in args.det_set or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise CliError(f"--det-set {item!r}: expected KEY=VALUE")
+        try:
+            kw[key] = json.loads(value)
+        except json.JSONDecodeError:
+            kw[key] = value
+    return DetectorConfig.from_dict(kw)
 
 
 def _pm(m: dict, k: str) -> str:
@@ -371,6 +379,12 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--skip-detector", action="store_true", help="classifier only")
         sp.add_argument("--epochs", type=int, help="detector epochs")
         sp.add_argument("--det-image-size", type=int, help="detector input size")
+        sp.add_argument(
+            "--det-set",
+            action="append",
+            metavar="KEY=VALUE",
+            help="any DetectorConfig field (JSON value), repeatable",
+        )
         sp.add_argument(
             "--split-name",
             default="default",

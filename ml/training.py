@@ -211,8 +211,12 @@ def cross_validate_classifier(
         prob = model.predict_embeddings(x[te, :tta])
         oof[te], thresholds[te] = prob, model.threshold
         per_fold.append(_classifier_metrics(y[te], prob, model.threshold))
-    pooled = classification_metrics(y, oof, 0.5)
-    pooled["accuracy"] = float(np.mean((oof >= thresholds) == y))
+    # pooled out-of-fold: each photo judged at its own fold's threshold (shifted to 0.5),
+    # AUC on the raw probabilities
+    pooled = classification_metrics(y, oof - thresholds + 0.5, 0.5)
+    pooled["roc_auc"] = classification_metrics(y, oof)["roc_auc"]
+    pooled["threshold"] = float(np.mean(thresholds))
+    pooled["errors"] = int(np.sum((oof >= thresholds) != y))
     return {
         "summary": summarise(per_fold),
         "folds": per_fold,
