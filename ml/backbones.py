@@ -33,31 +33,55 @@ BACKBONES: dict[str, BackboneSpec] = {
     spec.name: spec
     for spec in (
         BackboneSpec(
-            "mobilenet_v2_035", "MobileNetV2", {"alpha": 0.35}, "minus_one_one", 1280,
+            "mobilenet_v2_035",
+            "MobileNetV2",
+            {"alpha": 0.35},
+            "minus_one_one",
+            1280,
             ("block_6_expand_relu", "block_13_expand_relu", "out_relu"),
-            ("mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5",
-             KERAS_WEIGHTS + "mobilenet_v2/"),
+            (
+                "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5",
+                KERAS_WEIGHTS + "mobilenet_v2/",
+            ),
         ),
         BackboneSpec(
-            "mobilenet_v2_100", "MobileNetV2", {"alpha": 1.0}, "minus_one_one", 1280,
+            "mobilenet_v2_100",
+            "MobileNetV2",
+            {"alpha": 1.0},
+            "minus_one_one",
+            1280,
             ("block_6_expand_relu", "block_13_expand_relu", "out_relu"),
-            ("mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
-             KERAS_WEIGHTS + "mobilenet_v2/"),
+            (
+                "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
+                KERAS_WEIGHTS + "mobilenet_v2/",
+            ),
         ),
         BackboneSpec(
-            "mobilenet_025", "MobileNet", {"alpha": 0.25}, "minus_one_one", 256,
+            "mobilenet_025",
+            "MobileNet",
+            {"alpha": 0.25},
+            "minus_one_one",
+            256,
             ("conv_pw_5_relu", "conv_pw_11_relu", "conv_pw_13_relu"),
             ("mobilenet_2_5_224_tf_no_top.h5", KERAS_WEIGHTS + "mobilenet/"),
         ),
         BackboneSpec(
-            "mobilenet_v3_large", "MobileNetV3Large", {"include_preprocessing": True}, "raw", 960,
+            "mobilenet_v3_large",
+            "MobileNetV3Large",
+            {"include_preprocessing": True},
+            "raw",
+            960,
             # the residual outputs: keras names the activations with a global
             # counter (re_lu_N, activation_N), so only these names are stable
             ("expanded_conv_5_add", "expanded_conv_11_add", "expanded_conv_14_add"),
         ),
         BackboneSpec(
-            "efficientnet_v2_b0", "EfficientNetV2B0", {"include_preprocessing": True}, "raw",
-            1280, ("block3b_add", "block5e_add", "top_activation"),
+            "efficientnet_v2_b0",
+            "EfficientNetV2B0",
+            {"include_preprocessing": True},
+            "raw",
+            1280,
+            ("block3b_add", "block5e_add", "top_activation"),
         ),
     )
 }

@@ -70,24 +70,37 @@ def detection_metrics(
         images.append({"id": i + 1, "width": int(width), "height": int(height)})
         for x0, y0, x1, y1 in np.asarray(gt, dtype=float).reshape(-1, 4):
             w, h = x1 - x0, y1 - y0
-            annotations.append({
-                "id": ann_id, "image_id": i + 1, "category_id": 1,
-                "bbox": [x0, y0, w, h], "area": w * h, "iscrowd": 0,
-            })
+            annotations.append(
+                {
+                    "id": ann_id,
+                    "image_id": i + 1,
+                    "category_id": 1,
+                    "bbox": [x0, y0, w, h],
+                    "area": w * h,
+                    "iscrowd": 0,
+                }
+            )
             ann_id += 1
         boxes, scores = predictions[i]
         for (x0, y0, x1, y1), s in zip(
-            np.asarray(boxes, dtype=float).reshape(-1, 4), np.asarray(scores, dtype=float)
+            np.asarray(boxes, dtype=float).reshape(-1, 4),
+            np.asarray(scores, dtype=float),
+            strict=True,
         ):
-            detections.append({
-                "image_id": i + 1, "category_id": 1,
-                "bbox": [x0, y0, x1 - x0, y1 - y0], "score": float(s),
-            })
+            detections.append(
+                {
+                    "image_id": i + 1,
+                    "category_id": 1,
+                    "bbox": [x0, y0, x1 - x0, y1 - y0],
+                    "score": float(s),
+                }
+            )
     if not annotations:
         raise ValueError("detection_metrics needs at least one ground-truth box")
     gt_coco = COCO()
     gt_coco.dataset = {
-        "images": images, "annotations": annotations,
+        "images": images,
+        "annotations": annotations,
         "categories": [{"id": 1, "name": "rust"}],
     }
     with contextlib.redirect_stdout(io.StringIO()):
@@ -101,4 +114,4 @@ def detection_metrics(
         evaluator.summarize()
     s = evaluator.stats
     # COCO's stats: 0 AP, 1 AP50, 2 AP75, 6 AR1, 7 AR10, 8 AR100 (-1 means undefined).
-    return {k: max(float(s[i]), 0.0) for k, i in zip(COCO_KEYS, (0, 1, 2, 6, 7, 8))}
+    return {k: max(float(s[i]), 0.0) for k, i in zip(COCO_KEYS, (0, 1, 2, 6, 7, 8), strict=True)}

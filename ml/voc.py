@@ -102,8 +102,9 @@ def parse_voc(data: bytes, source: str = "<xml>", *, check_bounds: bool = True) 
         depth=depth,
         folder=_text(root, "folder"),
         path=_text(root, "path"),
-        database=_text(root.find("source") if root.find("source") is not None else root,
-                       "database", "Unknown"),
+        database=_text(
+            root.find("source") if root.find("source") is not None else root, "database", "Unknown"
+        ),
         verified=root.get("verified") == "yes",
     )
     for i, obj in enumerate(root.findall("object")):
@@ -146,9 +147,7 @@ def check_box(box: VocBox, width: int, height: int, where: str = "box") -> None:
     at the left or top edge, so 0..width and 0..height are accepted.
     """
     if not (box.xmin < box.xmax and box.ymin < box.ymax):
-        raise VocError(
-            f"{where}: empty box ({box.xmin},{box.ymin},{box.xmax},{box.ymax})"
-        )
+        raise VocError(f"{where}: empty box ({box.xmin},{box.ymin},{box.xmax},{box.ymax})")
     if box.xmin < 0 or box.ymin < 0 or box.xmax > width or box.ymax > height:
         raise VocError(
             f"{where}: box ({box.xmin},{box.ymin},{box.xmax},{box.ymax}) "
