@@ -68,6 +68,52 @@ class InspectionSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "created_at"]
 
 
+class _Text(serializers.CharField):
+    """A string, and only a string: a number or a list is a 400, not silently str()-ed."""
+
+    default_error_messages = {"invalid": "Must be a string."}
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class _PatchSerializer(serializers.Serializer):
+    """A partial update: only the fields sent; an unknown or read-only field is a 400."""
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(self.initial_data) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError(
+                {
+                    name: [f"Cannot be changed; editable fields: {', '.join(self.fields)}."]
+                    for name in unknown
+                }
+            )
+        if not attrs:
+            raise serializers.ValidationError(
+                f"Send at least one field to change: {', '.join(self.fields)}."
+            )
+        return attrs
+
+
+class AssetUpdateSerializer(_PatchSerializer):
+    """PATCH of an asset; a name in use is a 409 from the service."""
+
+    name = _Text(max_length=200, required=False)
+    kind = serializers.ChoiceField(choices=Asset.Kind.choices, required=False)
+    description = _Text(required=False, allow_blank=True)
+
+
+class InspectionUpdateSerializer(_PatchSerializer):
+    """PATCH of an inspection (it stays with its asset); a name in use is a 409."""
+
+    name = _Text(max_length=200, required=False)
+    date = serializers.DateField(required=False, allow_null=True)
+    notes = _Text(required=False, allow_blank=True)
+
+
 class BoxSerializer(serializers.ModelSerializer):
     label = serializers.SlugRelatedField(slug_field="name", read_only=True)
     changed_by = serializers.SlugRelatedField(slug_field="username", read_only=True)

@@ -3,9 +3,10 @@
 Who may do what (inspection/roles.py; a higher role may do all a lower may):
 - any role (integration, inspector, supervisor): read assets, inspections,
   photos, boxes, history; upload photos; see and rotate their own API token
-- inspector: create inspections, save boxes, set verdicts, import VOC zips,
+- inspector: create and edit inspections, save boxes, set verdicts, import VOC zips,
   accept or reject model suggestions on photos they uploaded themselves
-- supervisor: create assets, review any photo's suggestions, export VOC zips,
+- supervisor: create, edit and delete assets, delete inspections (only when
+  empty: never a photo lost), review any photo's suggestions, export VOC zips,
   issue and revoke tokens for others
 Anonymous requests get 401; a user without a role gets 403 everywhere.
 """
@@ -44,13 +45,20 @@ from inspection import selectors
 from inspection.api import serializers as s
 from inspection.api.errors import PreconditionRequired
 from inspection.api.permissions import IsInspector, IsIntegration, IsSupervisor
-from inspection.api.tokens import issue_token, revoke_token
 from inspection.errors import DomainError, TooLarge
 from inspection.models import Asset, Inspection, Photo, Role
 from inspection.roles import has_role, user_role
 from inspection.services.boxes import review_suggestion, save_boxes
-from inspection.services.catalog import create_asset, create_inspection
+from inspection.services.catalog import (
+    create_asset,
+    create_inspection,
+    delete_asset,
+    delete_inspection,
+    update_asset,
+    update_inspection,
+)
 from inspection.services.photos import ingest_photos, photo_state, set_verdict
+from inspection.services.tokens import issue_token, revoke_token, rotate_token
 from inspection.services.voc_io import export_voc, import_voc
 
 log = logging.getLogger(__name__)
@@ -165,6 +173,20 @@ class RolePermissionsMixin:
         description="Supervisors. A name in use is a 409.",
         responses={201: s.AssetSerializer, 400: ERROR, 409: ERROR},
     ),
+    partial_update=extend_schema(
+        summary="Edit an asset",
+        description="Supervisors. Any of name, kind, description. A name in use is a 409.",
+        request=s.AssetUpdateSerializer,
+        responses={200: s.AssetSerializer, 400: ERROR, 404: ERROR, 409: ERROR},
+    ),
+    destroy=extend_schema(
+        summary="Delete an asset",
+        description=(
+            "Supervisors. Only an asset without inspections: otherwise a 409 saying "
+            "how many inspections and photos it still has (nothing is deleted)."
+        ),
+        responses={204: None, 404: ERROR, 409: ERROR},
+    ),
 )
 class AssetViewSet(
     RolePermissionsMixin,
@@ -174,7 +196,11 @@ class AssetViewSet(
 ):
     serializer_class = s.AssetSerializer
     pagination_class = Pagination
-    action_permissions = {"create": IsSupervisor}
+    action_permissions = {
+        "create": IsSupervisor,
+        "partial_update": IsSupervisor,
+        "destroy": IsSupervisor,
+    }
 
     def get_queryset(self):
         return selectors.asset_list()
@@ -189,6 +215,16 @@ class AssetViewSet(
         out = selectors.asset_list().get(pk=asset.pk)
         return Response(self.get_serializer(out).data, status=status.HTTP_201_CREATED)
 
+    def partial_update(self, request: Request, pk: str | None = None) -> Response:
+        asset = self.get_object()
+        data = _valid(s.AssetUpdateSerializer, request.data)
+        asset = update_asset(asset=asset, **data)
+        return Response(self.get_serializer(selectors.asset_list().get(pk=asset.pk)).data)
+
+    def destroy(self, request: Request, pk: str | None = None) -> Response:
+        delete_asset(asset=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
 
 @extend_schema_view(
     list=extend_schema(
@@ -202,6 +238,23 @@ class AssetViewSet(
         description="Inspectors. The name is unique per asset (409 otherwise).",
         responses={201: s.InspectionSerializer, 400: ERROR, 409: ERROR},
     ),
+    partial_update=extend_schema(
+        summary="Edit an inspection",
+        description=(
+            "Inspectors. Any of name, date, notes; it stays with its asset. "
+            "A name the asset already uses is a 409."
+        ),
+        request=s.InspectionUpdateSerializer,
+        responses={200: s.InspectionSerializer, 400: ERROR, 404: ERROR, 409: ERROR},
+    ),
+    destroy=extend_schema(
+        summary="Delete an inspection",
+        description=(
+            "Supervisors. Only an inspection without photos: otherwise a 409 saying "
+            "how many photos it still has (nothing is deleted)."
+        ),
+        responses={204: None, 404: ERROR, 409: ERROR},
+    ),
 )
 class InspectionViewSet(
     RolePermissionsMixin,
@@ -211,7 +264,11 @@ class InspectionViewSet(
 ):
     serializer_class = s.InspectionSerializer
     pagination_class = Pagination
-    action_permissions = {"create": IsInspector}
+    action_permissions = {
+        "create": IsInspector,
+        "partial_update": IsInspector,
+        "destroy": IsSupervisor,
+    }
 
     def get_queryset(self):
         asset = self.request.query_params.get("asset") if self.action == "list" else None
@@ -231,6 +288,17 @@ class InspectionViewSet(
         )
         out = selectors.inspection_list().get(pk=inspection.pk)
         return Response(self.get_serializer(out).data, status=status.HTTP_201_CREATED)
+
+    def partial_update(self, request: Request, pk: str | None = None) -> Response:
+        inspection = self.get_object()
+        data = _valid(s.InspectionUpdateSerializer, request.data)
+        inspection = update_inspection(inspection=inspection, **data)
+        out = selectors.inspection_list().get(pk=inspection.pk)
+        return Response(self.get_serializer(out).data)
+
+    def destroy(self, request: Request, pk: str | None = None) -> Response:
+        delete_inspection(inspection=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 # --- Photos ------------------------------------------------------------------
@@ -682,7 +750,7 @@ class OwnTokenView(APIView):
         responses={201: s.TokenSerializer},
     )
     def post(self, request: Request) -> Response:
-        token = issue_token(user=request.user, issued_by=request.user)
+        token = rotate_token(user=request.user)
         return Response(_token_data(token, with_key=True), status=status.HTTP_201_CREATED)
 
 

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import ProtectedError
 
 from inspection.errors import Conflict, DomainError
-from inspection.models import Asset, Inspection
+from inspection.models import Asset, Inspection, Photo
 from inspection.services.history import actor_or_none
+
+log = logging.getLogger(__name__)
+
+# What a client may change; anything else is a 400 naming the field.
+ASSET_FIELDS = frozenset({"name", "kind", "description"})
+INSPECTION_FIELDS = frozenset({"name", "date", "notes"})
 
 
 def _validation_message(exc: ValidationError) -> str:
@@ -93,3 +102,113 @@ def get_or_create_inspection(
         except Conflict:
             inspection = Inspection.objects.get(asset=asset, name=inspection_name)
     return inspection
+
+
+def _check_fields(fields: dict[str, Any], allowed: frozenset[str], what: str) -> None:
+    unknown = sorted(set(fields) - allowed)
+    if unknown:
+        raise DomainError(
+            f"An {what}'s {', '.join(unknown)} cannot be changed here; "
+            f"editable fields: {', '.join(sorted(allowed))}."
+        )
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def update_asset(*, asset: Asset, **fields: Any) -> Asset:
+    """Change an asset's name, kind or description; a name in use is a Conflict (409)."""
+    _check_fields(fields, ASSET_FIELDS, "asset")
+    if "name" in fields:
+        fields["name"] = (fields["name"] or "").strip()
+    if "description" in fields:
+        fields["description"] = fields["description"] or ""
+    for field, value in fields.items():
+        setattr(asset, field, value)
+    taken = "name" in fields and Asset.objects.filter(name=asset.name).exclude(pk=asset.pk).exists()
+    if taken:
+        raise Conflict(f"An asset named '{asset.name}' exists already.")
+    try:
+        asset.full_clean()
+    except ValidationError as exc:
+        raise DomainError(_validation_message(exc)) from exc
+    try:
+        with transaction.atomic():
+            asset.save(update_fields=sorted(fields) or None)
+    except IntegrityError as exc:
+        raise Conflict(f"An asset named '{asset.name}' exists already.") from exc
+    return asset
+
+
+def delete_asset(*, asset: Asset) -> None:
+    """Delete an asset with no inspections; one that still has any is a Conflict (409).
+
+    Refusing (instead of cascading) means a click never loses photos, labels or
+    an inspection's notes: they are deleted, one by one, on purpose first.
+    """
+    with transaction.atomic():
+        inspections = Inspection.objects.filter(asset=asset).count()
+        photos = Photo.objects.filter(inspection__asset=asset).count()
+        if inspections:
+            raise Conflict(
+                f"Asset '{asset.name}' still has {_plural(photos, 'photo')} in "
+                f"{_plural(inspections, 'inspection')}; only an asset with no inspections "
+                "can be deleted.",
+                photo_count=photos,
+                inspection_count=inspections,
+            )
+        try:
+            asset.delete()
+        except ProtectedError as exc:  # an inspection created meanwhile
+            raise Conflict(f"Asset '{asset.name}' gained an inspection; not deleted.") from exc
+    log.info("asset %r deleted", asset.name)
+
+
+def update_inspection(*, inspection: Inspection, **fields: Any) -> Inspection:
+    """Change an inspection's name, date or notes; the name stays unique per asset (409)."""
+    _check_fields(fields, INSPECTION_FIELDS, "inspection")
+    if "name" in fields:
+        fields["name"] = (fields["name"] or "").strip()
+    if "notes" in fields:
+        fields["notes"] = fields["notes"] or ""
+    for field, value in fields.items():
+        setattr(inspection, field, value)
+    message = (
+        f"Asset '{inspection.asset.name}' already has an inspection named '{inspection.name}'."
+    )
+    if (
+        "name" in fields
+        and Inspection.objects.filter(asset_id=inspection.asset_id, name=inspection.name)
+        .exclude(pk=inspection.pk)
+        .exists()
+    ):
+        raise Conflict(message)
+    try:
+        inspection.full_clean()
+    except ValidationError as exc:
+        raise DomainError(_validation_message(exc)) from exc
+    try:
+        with transaction.atomic():
+            inspection.save(update_fields=sorted(fields) or None)
+    except IntegrityError as exc:
+        raise Conflict(message) from exc
+    return inspection
+
+
+def delete_inspection(*, inspection: Inspection) -> None:
+    """Delete an inspection with no photos; one that still has photos is a Conflict (409)."""
+    label = str(inspection)
+    with transaction.atomic():
+        photos = Photo.objects.filter(inspection=inspection).count()
+        if photos:
+            raise Conflict(
+                f"Inspection '{label}' still has {_plural(photos, 'photo')}; "
+                "only an empty inspection can be deleted.",
+                photo_count=photos,
+            )
+        try:
+            inspection.delete()
+        except ProtectedError as exc:  # a photo uploaded meanwhile
+            raise Conflict(f"Inspection '{label}' gained a photo; not deleted.") from exc
+    log.info("inspection %r deleted", label)

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from inspection.models import Asset, Inspection
 from tests.api.conftest import add_suggestion, ingest, labelimg_zip
 from tests.conftest import jpeg_bytes
 
@@ -27,6 +28,8 @@ class World:
     own_suggestion: Any
     other_suggestion: Any
     users: dict[str, Any]
+    empty_asset: Any  # no inspections: deletable
+    empty_inspection: Any  # no photos: deletable
 
 
 def read(ok: int = 200) -> dict[str, int]:
@@ -62,6 +65,27 @@ MATRIX: list[tuple[str, str, Any, Any, dict[str, int]]] = [
         supervisor_only(201),
     ),
     ("asset-detail", "get", lambda w: f"/api/v1/assets/{w.asset.pk}/", None, read()),
+    (
+        "asset-patch",
+        "patch",
+        lambda w: f"/api/v1/assets/{w.asset.pk}/",
+        lambda w: {"data": {"description": "repainted 2026"}, "format": "json"},
+        supervisor_only(),
+    ),
+    (
+        "asset-delete",
+        "delete",
+        lambda w: f"/api/v1/assets/{w.empty_asset.pk}/",
+        None,
+        supervisor_only(204),
+    ),
+    (
+        "asset-delete-with-photos",
+        "delete",
+        lambda w: f"/api/v1/assets/{w.asset.pk}/",
+        None,
+        supervisor_only(409),
+    ),
     ("inspections-list", "get", lambda w: "/api/v1/inspections/", None, read()),
     (
         "inspections-create",
@@ -71,6 +95,27 @@ MATRIX: list[tuple[str, str, Any, Any, dict[str, int]]] = [
         inspector_up(201),
     ),
     ("inspection-detail", "get", lambda w: f"/api/v1/inspections/{w.inspection.pk}/", None, read()),
+    (
+        "inspection-patch",
+        "patch",
+        lambda w: f"/api/v1/inspections/{w.inspection.pk}/",
+        lambda w: {"data": {"notes": "port side done", "date": "2026-05-02"}, "format": "json"},
+        inspector_up(),
+    ),
+    (
+        "inspection-delete",
+        "delete",
+        lambda w: f"/api/v1/inspections/{w.empty_inspection.pk}/",
+        None,
+        supervisor_only(204),
+    ),
+    (
+        "inspection-delete-with-photos",
+        "delete",
+        lambda w: f"/api/v1/inspections/{w.inspection.pk}/",
+        None,
+        supervisor_only(409),
+    ),
     ("photos-list", "get", lambda w: "/api/v1/photos/", None, read()),
     ("photo-detail", "get", lambda w: f"/api/v1/photos/{w.own_photo.pk}/", None, read()),
     (
@@ -174,7 +219,19 @@ def world(asset, inspection, integration_user, inspector, supervisor, nobody) ->
         "inspector": inspector,
         "supervisor": supervisor,
     }
-    return World(asset, inspection, own, other, add_suggestion(own), add_suggestion(other), users)
+    empty_asset = Asset.objects.create(name="Spare buoy", kind="other")
+    empty_inspection = Inspection.objects.create(asset=asset, name="cancelled survey")
+    return World(
+        asset,
+        inspection,
+        own,
+        other,
+        add_suggestion(own),
+        add_suggestion(other),
+        users,
+        empty_asset,
+        empty_inspection,
+    )
 
 
 @pytest.mark.parametrize("role", ROLES)

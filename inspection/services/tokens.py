@@ -1,7 +1,8 @@
 """API tokens (DRF authtoken): issue, rotate and revoke.
 
-Kept beside the API because a token is an API credential, not an inspection
-record; the views stay thin and never write the Token table themselves.
+A token is an API credential, not an inspection record, but it is still a
+write: it happens here so that the API views stay thin and never touch the
+Token table themselves.
 """
 
 from __future__ import annotations
@@ -15,12 +16,23 @@ from rest_framework.authtoken.models import Token
 log = logging.getLogger(__name__)
 
 
-def issue_token(*, user: AbstractBaseUser, issued_by: AbstractBaseUser) -> Token:
-    """Give `user` a fresh token; an old one stops working at once (rotation)."""
+def _replace_token(user: AbstractBaseUser) -> Token:
     with transaction.atomic():
         Token.objects.filter(user=user).delete()
-        token = Token.objects.create(user=user)
+        return Token.objects.create(user=user)
+
+
+def issue_token(*, user: AbstractBaseUser, issued_by: AbstractBaseUser) -> Token:
+    """Give `user` a fresh token (a supervisor for an integration); an old one stops at once."""
+    token = _replace_token(user)
     log.info("API token for %s issued by %s", user.get_username(), issued_by.get_username())
+    return token
+
+
+def rotate_token(*, user: AbstractBaseUser) -> Token:
+    """Replace the user's own token with a new key (or make their first); the old key dies."""
+    token = _replace_token(user)
+    log.info("API token of %s rotated by its owner", user.get_username())
     return token
 
 
