@@ -192,7 +192,7 @@ def cross_validate_classifier(
     """
     photos = [p for p in photos if p.label is not None]
     clf = clf or RustClassifier(config, weights=weights)
-    cfg = clf.config
+    cfg = config or clf.config  # clf lends its backbone; config may differ (threshold, C)
     splits = grouped_folds(photos, folds, seed)  # bad fold counts fail before any work
     paths, shas = [p.path for p in photos], [p.sha256 for p in photos]
     x = clf.embed(paths, shas, cfg.train_views, cache, progress)
