@@ -184,9 +184,11 @@ def test_training_keeps_batchnorm_frozen_and_trains_the_backbone(samples, keras_
     from ml.backbones import build_backbone
     from ml.detector import build_model
 
+    # the weight file's path: KERAS_HOME only counts if set before keras is imported
+    weights = str(keras_home / "models" / "mobilenet_2_5_224_tf_no_top.h5")
     cfg = tiny_config(epochs=1, warmup_epochs=0)
-    det = train_detector(samples[:4], cfg, weights="imagenet", progress=False)
-    imagenet = {layer.name: layer for layer in build_backbone(cfg.backbone, 64, "imagenet").layers}
+    det = train_detector(samples[:4], cfg, weights=weights, progress=False)
+    imagenet = {layer.name: layer for layer in build_backbone(cfg.backbone, 64, weights).layers}
     bn = [
         layer
         for layer in det.model.encoder.layers
@@ -237,3 +239,33 @@ def test_uncertainty_peaks_at_a_coin_toss():
     assert detection_uncertainty(np.array([])) == 0.0
     assert detection_uncertainty(np.array([0.02, 0.03])) == 0.0  # below the floor: no rust
     assert detection_uncertainty(np.array([0.97])) < 0.25
+
+
+def test_fast_predict_matches_keras_hub_decoding(keras_home):
+    """predict's top-k pre-selection gives what RetinaNetObjectDetector.decode_predictions gives
+    (at 64 px all 756 anchors fit in the top-k, so the two must agree)."""
+    import tensorflow as tf
+
+    from ml.detector import build_model
+
+    cfg = tiny_config()
+    # ImageNet features (random ones are ~0 in the top layers at 64 px)
+    model = build_model(cfg, weights=str(keras_home / "models" / "mobilenet_2_5_224_tf_no_top.h5"))
+    # spread the scores and boxes out: a fresh head scores every anchor ~0.01 (near-ties
+    # that NMS may break either way)
+    rng = np.random.default_rng(0)
+    for part, std in ((model.classification_head, 0.1), (model.box_head, 0.02)):
+        for var in part.weights:
+            if var.path.endswith("kernel"):
+                var.assign(rng.normal(0, std, var.shape).astype("float32"))
+    detector = RustDetector(model, cfg)
+    fn = detector._predict_fn(0.01)
+    x = tf.random.stateless_uniform((2, 64, 64, 3), seed=(1, 2), minval=-1.0, maxval=1.0)
+    boxes, scores = fn(x)
+    # the library's own decoding, traced too (keras-hub's NMS gives slightly different
+    # boxes eagerly than in a graph; predict always runs it in a graph)
+    ref = tf.function(lambda x: model.decode_predictions(model(x, training=False), x))(x)
+    valid = scores.numpy() > 0
+    assert valid.sum() > 10 and np.ptp(scores.numpy()[valid]) > 0.1
+    np.testing.assert_allclose(scores.numpy(), ref["confidence"].numpy(), atol=1e-6)
+    np.testing.assert_allclose(boxes.numpy()[valid], ref["boxes"].numpy()[valid], atol=1e-3)
