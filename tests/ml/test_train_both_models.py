@@ -15,7 +15,7 @@ TINY_DET = [
     for kv in (
         "image_size=64",
         "max_level=5",
-        "epochs=2",
+        "epochs=1",
         "batch_size=4",
         "predict_batch=2",
         "fpn_width=16",
