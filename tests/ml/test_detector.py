@@ -66,9 +66,15 @@ def samples(tmp_path_factory) -> list[DetSample]:
     return out
 
 
+def imagenet_file(keras_home: Path) -> str:
+    # the file's path: KERAS_HOME only counts if it is set before keras is imported
+    return str(keras_home / "models" / "mobilenet_2_5_224_tf_no_top.h5")
+
+
 @pytest.fixture(scope="module")
-def trained(samples) -> RustDetector:
-    return train_detector(samples, tiny_config(), weights=None, progress=False)
+def trained(samples, keras_home) -> RustDetector:
+    cfg = tiny_config(warmup_epochs=0)
+    return train_detector(samples, cfg, weights=imagenet_file(keras_home), progress=False)
 
 
 def test_config_round_trips_through_json_and_rejects_typos():
@@ -177,18 +183,16 @@ def test_save_and_load_give_identical_predictions(trained, samples, tmp_path):
         np.testing.assert_array_equal(s1, s2)
 
 
-def test_training_keeps_batchnorm_frozen_and_trains_the_backbone(samples, keras_home):
+def test_training_keeps_batchnorm_frozen_and_trains_the_backbone(trained, keras_home):
     """From ImageNet weights: convolutions move, BatchNorm statistics stay."""
     import keras
 
     from ml.backbones import build_backbone
     from ml.detector import build_model
 
-    # the weight file's path: KERAS_HOME only counts if set before keras is imported
-    weights = str(keras_home / "models" / "mobilenet_2_5_224_tf_no_top.h5")
-    cfg = tiny_config(epochs=1, warmup_epochs=0)
-    det = train_detector(samples[:4], cfg, weights=weights, progress=False)
-    imagenet = {layer.name: layer for layer in build_backbone(cfg.backbone, 64, weights).layers}
+    det = trained
+    backbone = build_backbone(det.config.backbone, 64, imagenet_file(keras_home))
+    imagenet = {layer.name: layer for layer in backbone.layers}
     bn = [
         layer
         for layer in det.model.encoder.layers
@@ -250,7 +254,7 @@ def test_fast_predict_matches_keras_hub_decoding(keras_home):
 
     cfg = tiny_config()
     # ImageNet features (random ones are ~0 in the top layers at 64 px)
-    model = build_model(cfg, weights=str(keras_home / "models" / "mobilenet_2_5_224_tf_no_top.h5"))
+    model = build_model(cfg, weights=imagenet_file(keras_home))
     # spread the scores and boxes out: a fresh head scores every anchor ~0.01 (near-ties
     # that NMS may break either way)
     rng = np.random.default_rng(0)
