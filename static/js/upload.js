@@ -45,8 +45,8 @@ function show(view, result) {
     if (result.photo_id) {
       const link = document.createElement("a");
       link.href = `/photos/${result.photo_id}/`;
-      link.textContent = " open it";
-      status.append(link);
+      link.textContent = "open it";
+      status.append(" ", link);
     }
   } else {
     li.className = "failed";

@@ -1,0 +1,141 @@
+"""The upload page, photo grid and photo page as a user sees them in a real Chromium."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from inspection.models import Inspection, Photo
+from tests.api.conftest import scene_bytes
+from tests.browser.conftest import login
+from tests.conftest import make_user
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def ines(seeded):
+    return make_user("ines", "inspector")
+
+
+@pytest.fixture
+def hull(seeded) -> Inspection:
+    from inspection.models import Asset
+
+    asset = Asset.objects.create(name="Hull 7", kind="hull")
+    return Inspection.objects.create(asset=asset, name="2026 dry dock")
+
+
+def test_login_form_lands_on_home(page, ines, hull):
+    page.goto("/")
+    expect(page).to_have_url(re.compile(r"/login/"))  # anonymous: sent to sign in
+    login(page, "ines", "pw-ines")
+    expect(page).to_have_url(re.compile(r"/$"))
+    expect(page.get_by_role("heading", name="Recent inspections")).to_be_visible()
+    expect(page.get_by_text("2026 dry dock")).to_be_visible()
+
+
+def test_wrong_password_stays_on_login_with_message(page, ines):
+    login_page = page
+    login_page.goto("/login/")
+    login_page.get_by_label("User name").fill("ines")
+    login_page.get_by_label("Password").fill("wrong")
+    login_page.get_by_role("button", name="Sign in").click()
+    expect(login_page.locator("p.error")).to_contain_text("did not match")
+    expect(login_page).to_have_url(re.compile(r"/login/"))
+
+
+def test_upload_duplicate_and_refused_then_grid_and_boxes(page, ines, hull, tmp_path):
+    from inspection.services.boxes import save_boxes
+
+    first, second = tmp_path / "bow.jpg", tmp_path / "stern.jpg"
+    first.write_bytes(scene_bytes(1, (320, 240)))
+    second.write_bytes(scene_bytes(2, (320, 240)))
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a photo\n")
+
+    login(page, "ines", "pw-ines")
+    page.goto(f"/inspections/{hull.pk}/upload/")
+    summary = page.locator("#upload-summary")
+    files = page.locator("#upload-form input[type=file]")
+    upload = page.get_by_role("button", name="Upload")
+
+    # Two real JPEGs: one row each, both reach 100 % and say where they were stored.
+    files.set_input_files([str(first), str(second)])
+    upload.click()
+    expect(summary).to_have_attribute("data-done", "true")
+    expect(summary).to_have_text("2 stored, 0 duplicates, 0 refused.")
+    for name in ("bow.jpg", "stern.jpg"):
+        row = page.locator(f"#upload-list li[data-filename='{name}']")
+        expect(row).to_have_class("done")
+        expect(row.locator(".status")).to_contain_text(re.compile(r"stored as photo \d+"))
+        expect(row.locator("progress")).to_have_js_property("value", 100)
+    bow = Photo.objects.get(inspection=hull, original_name="bow.jpg")
+    assert Photo.objects.filter(inspection=hull).count() == 2
+    assert page.locator("#upload-list li[data-filename='bow.jpg'] a").get_attribute("href") == (
+        f"/photos/{bow.pk}/"
+    )
+
+    # The same bytes again: 409, the message names the photo already stored.
+    files.set_input_files(str(first))
+    upload.click()
+    expect(summary).to_have_text("0 stored, 1 duplicates, 0 refused.")
+    dup = page.locator("#upload-list li.duplicate")
+    expect(dup).to_have_count(1)
+    expect(dup.locator(".status")).to_contain_text(f"the same file as photo {bow.pk}")
+    expect(dup.locator(".status")).to_contain_text("it was not stored twice")
+    expect(dup.get_by_role("link", name="open it")).to_have_attribute("href", f"/photos/{bow.pk}/")
+
+    # A text file: refused with the reason, nothing stored.
+    files.set_input_files(str(notes))
+    upload.click()
+    expect(summary).to_have_text("0 stored, 0 duplicates, 1 refused.")
+    bad = page.locator("#upload-list li[data-filename='notes.txt']")
+    expect(bad).to_have_class("failed")
+    expect(bad.locator(".status")).to_contain_text("415: The file")
+    expect(bad.locator(".status")).to_contain_text("not a JPEG, PNG or WebP image")
+    assert Photo.objects.filter(inspection=hull).count() == 2
+    page.screenshot(path=str(tmp_path / "upload.png"), full_page=True)
+
+    # The grid: both thumbnails really decoded in the browser.
+    page.get_by_role("link", name="Back to the photos").click()
+    expect(page.locator("#photo-count")).to_have_text("2 of 2 photos")
+    thumbs = page.locator("ul.grid img")
+    expect(thumbs).to_have_count(2)
+    for i in range(2):
+        img = thumbs.nth(i)
+        img.scroll_into_view_if_needed()
+        page.wait_for_function(
+            "img => img.complete && img.naturalWidth > 0", arg=img.element_handle()
+        )
+    bow.refresh_from_db()
+    assert bow.thumbnail, "the eager thumbnail task should have written a thumbnail"
+
+    # The photo page draws the saved boxes as SVG rects.
+    save_boxes(
+        photo=bow,
+        boxes=[
+            {"xmin": 10, "ymin": 20, "xmax": 110, "ymax": 90, "label": "rust"},
+            {"xmin": 150, "ymin": 100, "xmax": 300, "ymax": 230, "label": "rust"},
+        ],
+        user=ines,
+        expected_version=bow.version,
+    )
+    page.locator("ul.grid a", has_text="bow.jpg").click()
+    expect(page).to_have_url(re.compile(rf"/photos/{bow.pk}/$"))
+    rects = page.locator("figure.photo svg rect.box")
+    expect(rects).to_have_count(2)
+    expect(rects.first).to_have_attribute("x", "10")
+    expect(rects.first).to_have_attribute("width", "100")
+    expect(rects.first).to_be_visible()
+    box = rects.nth(1).bounding_box()
+    assert box is not None and box["width"] > 0 and box["height"] > 0
+    natural = page.evaluate(
+        "async () => { const i = new Image(); "
+        "i.src = document.querySelector('figure.photo svg image').getAttribute('href'); "
+        "await i.decode(); return i.naturalWidth; }"
+    )
+    assert natural == 320  # the full image the rects are drawn over
+    assert page.js_errors == []
