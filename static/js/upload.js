@@ -80,7 +80,7 @@ async function run(files) {
   }
   await Promise.all(Array.from({ length: Math.min(CONCURRENT, files.length) }, worker));
   summary.textContent =
-    `${counts.stored} stored, ${counts.duplicates} duplicates, ${counts.failed} refused.`;
+    `${counts.stored} stored, ${counts.duplicates} ${counts.duplicates === 1 ? "duplicate" : "duplicates"}, ${counts.failed} refused.`;
   summary.dataset.done = "true";
 }
 

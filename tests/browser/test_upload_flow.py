@@ -81,7 +81,7 @@ def test_upload_duplicate_and_refused_then_grid_and_boxes(page, ines, hull, tmp_
     # The same bytes again: 409, the message names the photo already stored.
     files.set_input_files(str(first))
     upload.click()
-    expect(summary).to_have_text("0 stored, 1 duplicates, 0 refused.")
+    expect(summary).to_have_text("0 stored, 1 duplicate, 0 refused.")
     dup = page.locator("#upload-list li.duplicate")
     expect(dup).to_have_count(1)
     expect(dup.locator(".status")).to_contain_text(f"the same file as photo {bow.pk}")
