@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import io
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -20,17 +23,28 @@ def seed_dir() -> Path:
     return SEED
 
 
-@pytest.fixture(scope="session")
-def keras_home(tmp_path_factory) -> Path:
-    """A KERAS_HOME of the session's own holding ../shared/weights (no download)."""
-    import os
+def _offline_keras_home() -> Path:
+    """A KERAS_HOME of this test run's own holding ../shared/weights (no download).
 
-    home = tmp_path_factory.mktemp("keras_home")
+    Keras reads KERAS_HOME once, when it is first imported, so it is set here,
+    when pytest loads this file, before any test can import Keras.
+    """
+    home = Path(tempfile.mkdtemp(prefix="rustwatch-keras-"))
+    atexit.register(shutil.rmtree, home, True)
     (home / "models").mkdir()
     for f in WEIGHTS.glob("*.h5"):
         shutil.copy(f, home / "models" / f.name)
     os.environ["KERAS_HOME"] = str(home)
     return home
+
+
+KERAS_HOME = _offline_keras_home()
+
+
+@pytest.fixture(scope="session")
+def keras_home() -> Path:
+    """The offline KERAS_HOME that weights="imagenet" resolves from."""
+    return KERAS_HOME
 
 
 @pytest.fixture(scope="session")
