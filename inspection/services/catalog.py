@@ -117,27 +117,41 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
-def update_asset(*, asset: Asset, **fields: Any) -> Asset:
-    """Change an asset's name, kind or description; a name in use is a Conflict (409)."""
-    _check_fields(fields, ASSET_FIELDS, "asset")
+def _apply_edit(obj: Asset | Inspection, fields: dict[str, Any], *, text_field: str) -> None:
+    """Set edited fields on the row: the name stripped, a cleared `text_field` as ''."""
     if "name" in fields:
         fields["name"] = (fields["name"] or "").strip()
-    if "description" in fields:
-        fields["description"] = fields["description"] or ""
+    if text_field in fields:
+        fields[text_field] = fields[text_field] or ""
     for field, value in fields.items():
-        setattr(asset, field, value)
-    taken = "name" in fields and Asset.objects.filter(name=asset.name).exclude(pk=asset.pk).exists()
-    if taken:
-        raise Conflict(f"An asset named '{asset.name}' exists already.")
+        setattr(obj, field, value)
+
+
+def _save_edit(
+    obj: Asset | Inspection, fields: dict[str, Any], *, name_taken: bool, conflict: str
+) -> None:
+    """Validate and save an edited row; a name in use (checked or raced) is a Conflict (409)."""
+    if name_taken:
+        raise Conflict(conflict)
     try:
-        asset.full_clean()
+        obj.full_clean()
     except ValidationError as exc:
         raise DomainError(_validation_message(exc)) from exc
     try:
         with transaction.atomic():
-            asset.save(update_fields=sorted(fields) or None)
+            obj.save(update_fields=sorted(fields) or None)
     except IntegrityError as exc:
-        raise Conflict(f"An asset named '{asset.name}' exists already.") from exc
+        raise Conflict(conflict) from exc
+
+
+def update_asset(*, asset: Asset, **fields: Any) -> Asset:
+    """Change an asset's name, kind or description; a name in use is a Conflict (409)."""
+    _check_fields(fields, ASSET_FIELDS, "asset")
+    _apply_edit(asset, fields, text_field="description")
+    taken = "name" in fields and Asset.objects.filter(name=asset.name).exclude(pk=asset.pk).exists()
+    _save_edit(
+        asset, fields, name_taken=taken, conflict=f"An asset named '{asset.name}' exists already."
+    )
     return asset
 
 
@@ -168,31 +182,20 @@ def delete_asset(*, asset: Asset) -> None:
 def update_inspection(*, inspection: Inspection, **fields: Any) -> Inspection:
     """Change an inspection's name, date or notes; the name stays unique per asset (409)."""
     _check_fields(fields, INSPECTION_FIELDS, "inspection")
-    if "name" in fields:
-        fields["name"] = (fields["name"] or "").strip()
-    if "notes" in fields:
-        fields["notes"] = fields["notes"] or ""
-    for field, value in fields.items():
-        setattr(inspection, field, value)
-    message = (
-        f"Asset '{inspection.asset.name}' already has an inspection named '{inspection.name}'."
-    )
-    if (
+    _apply_edit(inspection, fields, text_field="notes")
+    taken = (
         "name" in fields
         and Inspection.objects.filter(asset_id=inspection.asset_id, name=inspection.name)
         .exclude(pk=inspection.pk)
         .exists()
-    ):
-        raise Conflict(message)
-    try:
-        inspection.full_clean()
-    except ValidationError as exc:
-        raise DomainError(_validation_message(exc)) from exc
-    try:
-        with transaction.atomic():
-            inspection.save(update_fields=sorted(fields) or None)
-    except IntegrityError as exc:
-        raise Conflict(message) from exc
+    )
+    _save_edit(
+        inspection,
+        fields,
+        name_taken=taken,
+        conflict=f"Asset '{inspection.asset.name}' already has an inspection named "
+        f"'{inspection.name}'.",
+    )
     return inspection
 
 
