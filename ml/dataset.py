@@ -343,9 +343,12 @@ def load_dataset(root: str | os.PathLike, *, verify: bool = False) -> VocDataset
         label = verdicts.get(pid, meta.get("label"))
         if len(boxes):
             label = 1
-        sha = meta.get("sha256") or sha256_file(path)
-        if verify and meta.get("sha256") and sha256_file(path) != meta["sha256"]:
-            raise DatasetError(f"{path}: content does not match manifest.json sha256")
+        sha = meta.get("sha256")
+        if not sha or verify:
+            actual = sha256_file(path)
+            if sha and actual != sha:
+                raise DatasetError(f"{path}: content does not match manifest.json sha256")
+            sha = actual
         photos.append(
             Photo(
                 id=pid,
