@@ -3,7 +3,8 @@
 Measured on the seed photos (../shared/data/corrosion-seed/classification):
 1. embedding throughput, photos/s, INCLUDING JPEG decode and resize:
    ours (Pillow draft-mode decode in a thread pool, overlapped with the
-   network; MobileNetV2-0.35 at 224 px and at the classifier's default size),
+   network run in LiteRT on a CPU; MobileNetV2-0.35 at 224 px and at the
+   classifier's default size; also the same network run by Keras),
    the seed README baseline (plain decode + resize, `model.predict`, batch 32,
    MobileNetV2-0.35 at 224 px) and the article's compute recipe (VGG16 at
    150 px, weights=None: its weights can't be had here, timing is the same);
@@ -125,14 +126,16 @@ def main(argv: list[str] | None = None) -> int:
     # 1. embedding throughput incl. decode + resize (no cache)
     ours224 = Embedder("mobilenet_v2_035", 224, pooling=cfg.pooling)
     oursdef = Embedder("mobilenet_v2_035", size, pooling=cfg.pooling)
+    keras224 = Embedder("mobilenet_v2_035", 224, pooling=cfg.pooling, runtime="keras")
     seed_model, _ = baseline_model("seed")
     art_model, _ = baseline_model("article")
-    for e in (ours224, oursdef):
-        embed_photos(e, paths[:64], shas[:64], batch_size=64)  # warm up
+    for e in (ours224, oursdef, keras224):
+        embed_photos(e, paths[:64], shas[:64], batch_size=64)  # warm up (and convert once)
     baseline_embed(seed_model, 224, paths[:32])
     baseline_embed(art_model, 150, paths[:32])
     t224 = best_of(lambda: embed_photos(ours224, paths, shas, batch_size=64), args.repeat)
     tdef = best_of(lambda: embed_photos(oursdef, paths, shas, batch_size=32), args.repeat)
+    tkeras = best_of(lambda: embed_photos(keras224, paths, shas, batch_size=64), args.repeat)
     tseed = best_of(lambda: baseline_embed(seed_model, 224, paths), args.repeat)
     tart = best_of(lambda: baseline_embed(art_model, 150, paths), args.repeat)
     rows.append(
@@ -145,6 +148,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     rows.append(
         (f"embedding photos/s incl. decode, {size} px (default)", f"{n / tdef:.0f}", "–", "–")
+    )
+    rows.append(
+        (
+            "embedding photos/s incl. decode, 224 px, run by Keras",
+            f"{n / tkeras:.0f}",
+            "–",
+            "–",
+        )
     )
 
     # 2. classifier refit on cached embeddings
@@ -236,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(("detector predict ms/photo (incl. NMS)", f"{dms:.0f}", "–", "–"))
 
     widths = [max(len(r[i]) for r in rows + [HEADER]) for i in range(4)]
-    print(f"\nspeed on {device}; {n} seed photos; best of {args.repeat}\n")
+    run = ours224.runtime
+    print(f"\nspeed on {device}; embeddings run by {run}; {n} seed photos; best of {args.repeat}\n")
     for r in [HEADER, tuple("-" * w for w in widths), *rows]:
         print("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |")
     print("\ncommand: .venv/bin/python benchmarks/speed.py " + " ".join(argv or sys.argv[1:]))

@@ -39,6 +39,10 @@ def _offline_keras_home() -> Path:
 
 
 KERAS_HOME = _offline_keras_home()
+# Embeddings run in Keras here: LiteRT converts each new set of weights once (~10 s), and
+# most tests train fresh tiny backbones. tests/ml/test_embedding_runtime.py checks that
+# LiteRT, the CPU default, gives the same vectors and predictions.
+os.environ.setdefault("RUSTWATCH_EMBED_RUNTIME", "keras")
 
 
 @pytest.fixture(scope="session")
