@@ -94,13 +94,20 @@ def folds(samples: list[DetSample], k: int) -> list[tuple[list[int], list[int]]]
 
 
 def evaluate(detector, test: list[DetSample]) -> dict:
-    detector.predict([test[0].image_path])  # warm up: trace the predict function once
-    t0 = time.perf_counter()
-    preds = detector.predict([s.image_path for s in test], score_threshold=0.01)
-    ms = (time.perf_counter() - t0) * 1000 / max(1, len(test))
-    metrics = detection_metrics([s.boxes for s in test], preds)
-    metrics["predict_ms"] = round(ms, 1)
-    return metrics
+    """COCO metrics on `test` with the configured `tta_flip`, and under "other_tta" with
+    the other setting (the same trained weights: flip TTA is a predict-time choice)."""
+    configured = detector.config.tta_flip
+    runs = {}
+    for tta in (configured, not configured):
+        detector.config.tta_flip = tta
+        detector.predict([test[0].image_path])  # warm up: trace the predict function once
+        t0 = time.perf_counter()
+        preds = detector.predict([s.image_path for s in test], score_threshold=0.01)
+        ms = (time.perf_counter() - t0) * 1000 / max(1, len(test))
+        runs[tta] = detection_metrics([s.boxes for s in test], preds)
+        runs[tta]["predict_ms"] = round(ms, 1)
+    detector.config.tta_flip = configured
+    return {**runs[configured], "other_tta": runs[not configured]}
 
 
 def run_article(config: DetectorConfig, seed_dir: Path = SEED, progress: bool = False) -> dict:
@@ -130,10 +137,15 @@ def run_cv(
         )
         per_fold.append(m)
     keys = [*COCO_KEYS, "train_seconds"]
+    other = [f["other_tta"] for f in per_fold]
     return {
         "folds": per_fold,
         "mean": {key: float(np.mean([f[key] for f in per_fold])) for key in keys},
         "std": {key: float(np.std([f[key] for f in per_fold])) for key in keys},
+        "other_tta": {
+            "mean": {key: float(np.mean([f[key] for f in other])) for key in COCO_KEYS},
+            "std": {key: float(np.std([f[key] for f in other])) for key in COCO_KEYS},
+        },
     }
 
 
@@ -148,8 +160,10 @@ def ensure_keras_home() -> None:
     os.environ["KERAS_HOME"] = str(home)
 
 
-def table(article: dict | None, cv: dict | None) -> str:
+def table(article: dict | None, cv: dict | None, tta: bool = False) -> str:
+    """Markdown table; `tta` is the configured tta_flip (the "other" rows have the opposite)."""
     keys = ["AP", "AP50", "AP75", "AR1", "AR10", "AR100"]
+    name, other = ("flip TTA", "no TTA") if tta else ("no TTA", "flip TTA")
     rows = ["| run | " + " | ".join(keys) + " | train s |", "|---" * (len(keys) + 2) + "|"]
     rows.append(
         "| article (SSD MobileNet v1) | "
@@ -162,18 +176,27 @@ def table(article: dict | None, cv: dict | None) -> str:
         + " | – |"
     )
     if article:
-        rows.append(
-            "| ours, article split | "
-            + " | ".join(f"{article[k]:.3f}" for k in keys)
-            + f" | {article['train_seconds']:.0f} |"
-        )
+        for label, fig, train_s in (
+            (name, article, f"{article['train_seconds']:.0f}"),
+            (other, article["other_tta"], "same"),
+        ):
+            rows.append(
+                f"| ours, article split, {label} | "
+                + " | ".join(f"{fig[k]:.3f}" for k in keys)
+                + f" | {train_s} |"
+            )
     if cv:
-        m, s = cv["mean"], cv["std"]
-        rows.append(
-            f"| ours, {len(cv['folds'])}-fold CV (mean ± std) | "
-            + " | ".join(f"{m[k]:.3f} ± {s[k]:.3f}" for k in keys)
-            + f" | {m['train_seconds']:.0f}/fold |"
-        )
+        n = len(cv["folds"])
+        for label, fig, train_s in (
+            (name, cv, f"{cv['mean']['train_seconds']:.0f}/fold"),
+            (other, cv["other_tta"], "same"),
+        ):
+            m, s = fig["mean"], fig["std"]
+            rows.append(
+                f"| ours, {n}-fold CV (mean ± std), {label} | "
+                + " | ".join(f"{m[k]:.3f} ± {s[k]:.3f}" for k in keys)
+                + f" | {train_s} |"
+            )
     return "\n".join(rows)
 
 
@@ -215,9 +238,9 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(str(exc))
     article = None if args.no_article else run_article(config, progress=args.progress)
     if article:
-        log.info("article split: %s", {k: round(v, 3) for k, v in article.items()})
+        log.info("article split: %s", {k: round(article[k], 3) for k in COCO_KEYS})
     cv = run_cv(config, args.folds, progress=args.progress) if args.folds > 1 else None
-    print("\n" + table(article, cv))
+    print("\n" + table(article, cv, config.tta_flip))
     print("\nconfig: " + json.dumps(config.to_dict()))
     print("command: " + " ".join([Path(sys.executable).name, *sys.argv]))
     if args.json:

@@ -99,6 +99,9 @@ class DetectorConfig:
     max_detections: int = 100
     pre_nms_top_k: int = 1000
     predict_batch: int = 4
+    # test-time augmentation: also look at the mirrored photo and pool the candidate boxes
+    # of both views before NMS (twice the forward cost)
+    tta_flip: bool = False
     mixed_precision: bool | None = None  # None: on when a GPU is visible
     seed: int = 0
 
@@ -611,7 +614,7 @@ class RustDetector:
         self.config = config
         self.info: dict = info or {}
         self._fn = None
-        self._fn_threshold: float | None = None
+        self._fn_key: tuple | None = None  # (decoder threshold, tta_flip) the _fn was built for
 
     # -- prediction
     def _predict_fn(self, threshold: float):
@@ -619,7 +622,8 @@ class RustDetector:
         import tensorflow as tf
 
         decoder_threshold = min(0.01, threshold)
-        if self._fn is None or self._fn_threshold != decoder_threshold:
+        key = (decoder_threshold, self.config.tta_flip)
+        if self._fn is None or self._fn_key != key:
             self.model._prediction_decoder = _make_decoder(self.config, decoder_threshold)
             model = self.model
             size = self.config.image_size
@@ -629,12 +633,10 @@ class RustDetector:
             anchors = tf.concat(list(anchors.values()), axis=0)  # (A, 4) xyxy, all levels
             top_k = min(self.config.pre_nms_top_k, int(anchors.shape[0]))
 
-            @tf.function(input_signature=[spec])
-            @tf.autograph.experimental.do_not_convert  # straight-line code; avoids a warning
-            def fn(x):
-                # RetinaNetObjectDetector.decode_predictions, but NMS sees only the
-                # `pre_nms_top_k` best anchors (as the RetinaNet paper does): NMS over
-                # all ~30k anchors was 85 % of the predict time
+            def candidates(x):
+                # RetinaNetObjectDetector.decode_predictions, but only the `pre_nms_top_k`
+                # best anchors go on to NMS (as the RetinaNet paper does): NMS over all
+                # ~30k anchors was 85 % of the predict time
                 out = model(x, training=False)
                 best = tf.math.top_k(out["cls_logits"][..., 0], k=top_k).indices
                 logits = tf.gather(out["cls_logits"], best, batch_dims=1)
@@ -646,10 +648,25 @@ class RustDetector:
                     box_format="xyxy",
                     image_shape=(size, size, 3),
                 )
+                return boxes, logits
+
+            tta_flip = self.config.tta_flip
+
+            @tf.function(input_signature=[spec])
+            @tf.autograph.experimental.do_not_convert  # straight-line code; avoids a warning
+            def fn(x):
+                boxes, logits = candidates(x)
+                if tta_flip:  # the mirror's boxes, mirrored back, compete in the same NMS
+                    fb, fl = candidates(tf.reverse(x, axis=[2]))
+                    fb = tf.stack(
+                        [size - fb[..., 2], fb[..., 1], size - fb[..., 0], fb[..., 3]], -1
+                    )
+                    boxes = tf.concat([boxes, fb], axis=1)
+                    logits = tf.concat([logits, fl], axis=1)
                 found = model.prediction_decoder(boxes, logits, images=x)
                 return found["boxes"], found["confidence"]
 
-            self._fn, self._fn_threshold = fn, decoder_threshold
+            self._fn, self._fn_key = fn, key
         return self._fn
 
     def _prepare(self, image: Path | np.ndarray, index: int):

@@ -273,3 +273,35 @@ def test_fast_predict_matches_keras_hub_decoding(keras_home):
     assert valid.sum() > 10 and np.ptp(scores.numpy()[valid]) > 0.1
     np.testing.assert_allclose(scores.numpy(), ref["confidence"].numpy(), atol=1e-6)
     np.testing.assert_allclose(boxes.numpy()[valid], ref["boxes"].numpy()[valid], atol=1e-3)
+
+
+def test_flip_tta_pools_both_views_and_is_mirror_symmetric(keras_home):
+    """With tta_flip, a photo and its mirror give mirrored boxes with the same scores
+    (both pool the same two views), and the pooled set holds what plain predict found."""
+    import tensorflow as tf
+
+    from ml.detector import build_model
+
+    cfg = tiny_config(tta_flip=True)
+    model = build_model(cfg, weights=imagenet_file(keras_home))
+    rng = np.random.default_rng(0)
+    for part, std in ((model.classification_head, 0.1), (model.box_head, 0.02)):
+        for var in part.weights:
+            if var.path.endswith("kernel"):
+                var.assign(rng.normal(0, std, var.shape).astype("float32"))
+    detector = RustDetector(model, cfg)
+    x = tf.random.stateless_uniform((1, 64, 64, 3), seed=(3, 4), minval=-1.0, maxval=1.0)
+    pair = tf.concat([x, tf.reverse(x, axis=[2])], axis=0)
+    boxes, scores = (t.numpy() for t in detector._predict_fn(0.01)(pair))
+    valid = scores[0] > 0
+    assert valid.sum() > 10
+    np.testing.assert_allclose(scores[1], scores[0], atol=1e-5)
+    mirrored = np.stack(
+        [64 - boxes[1, :, 2], boxes[1, :, 1], 64 - boxes[1, :, 0], boxes[1, :, 3]], -1
+    )
+    np.testing.assert_allclose(mirrored[valid], boxes[0][valid], atol=1e-3)
+
+    detector.config.tta_flip = False  # the predict function is rebuilt for the new setting
+    plain_scores = detector._predict_fn(0.01)(pair)[1].numpy()
+    assert plain_scores[0].max() <= scores[0].max() + 1e-6
+    assert not np.allclose(plain_scores[1], plain_scores[0], atol=1e-5)
