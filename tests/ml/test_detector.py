@@ -245,6 +245,16 @@ def test_uncertainty_peaks_at_a_coin_toss():
     assert detection_uncertainty(np.array([0.97])) < 0.25
 
 
+def spread_heads(model) -> None:
+    """Spread the scores and boxes out: a fresh head scores every anchor ~0.01 (near-ties
+    that NMS may break either way)."""
+    rng = np.random.default_rng(0)
+    for part, std in ((model.classification_head, 0.1), (model.box_head, 0.02)):
+        for var in part.weights:
+            if var.path.endswith("kernel"):
+                var.assign(rng.normal(0, std, var.shape).astype("float32"))
+
+
 def test_fast_predict_matches_keras_hub_decoding(keras_home):
     """predict's top-k pre-selection gives what RetinaNetObjectDetector.decode_predictions gives
     (at 64 px all 756 anchors fit in the top-k, so the two must agree)."""
@@ -255,13 +265,7 @@ def test_fast_predict_matches_keras_hub_decoding(keras_home):
     cfg = tiny_config()
     # ImageNet features (random ones are ~0 in the top layers at 64 px)
     model = build_model(cfg, weights=imagenet_file(keras_home))
-    # spread the scores and boxes out: a fresh head scores every anchor ~0.01 (near-ties
-    # that NMS may break either way)
-    rng = np.random.default_rng(0)
-    for part, std in ((model.classification_head, 0.1), (model.box_head, 0.02)):
-        for var in part.weights:
-            if var.path.endswith("kernel"):
-                var.assign(rng.normal(0, std, var.shape).astype("float32"))
+    spread_heads(model)
     detector = RustDetector(model, cfg)
     fn = detector._predict_fn(0.01)
     x = tf.random.stateless_uniform((2, 64, 64, 3), seed=(1, 2), minval=-1.0, maxval=1.0)
@@ -284,11 +288,7 @@ def test_flip_tta_pools_both_views_and_is_mirror_symmetric(keras_home):
 
     cfg = tiny_config(tta_flip=True)
     model = build_model(cfg, weights=imagenet_file(keras_home))
-    rng = np.random.default_rng(0)
-    for part, std in ((model.classification_head, 0.1), (model.box_head, 0.02)):
-        for var in part.weights:
-            if var.path.endswith("kernel"):
-                var.assign(rng.normal(0, std, var.shape).astype("float32"))
+    spread_heads(model)
     detector = RustDetector(model, cfg)
     x = tf.random.stateless_uniform((1, 64, 64, 3), seed=(3, 4), minval=-1.0, maxval=1.0)
     pair = tf.concat([x, tf.reverse(x, axis=[2])], axis=0)
