@@ -82,9 +82,6 @@ class DetectorConfig:
     aspect_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)
     positive_iou: float = 0.5
     negative_iou: float = 0.4
-    # also make each box's best anchor positive when none reaches positive_iou (12 % of the
-    # seed boxes at 384 px: thin streaks and odd shapes would otherwise teach nothing)
-    force_match: bool = False
     # loss
     box_loss_weight: float = 4.0
     focal_alpha: float = 0.25
@@ -540,7 +537,6 @@ def build_model(config: DetectorConfig, weights: str | None = "imagenet"):
             encoding_format="center_xywh",
             positive_threshold=config.positive_iou,
             negative_threshold=config.negative_iou,
-            box_matcher_force_match_for_each_col=config.force_match,
         )
         model = cls(
             encoder=encoder,
