@@ -136,16 +136,18 @@ def run_cv(
             "fold %d/%d: AP %.3f AP50 %.3f (%d test photos)", n + 1, k, m["AP"], m["AP50"], len(te)
         )
         per_fold.append(m)
-    keys = [*COCO_KEYS, "train_seconds"]
-    other = [f["other_tta"] for f in per_fold]
     return {
         "folds": per_fold,
-        "mean": {key: float(np.mean([f[key] for f in per_fold])) for key in keys},
-        "std": {key: float(np.std([f[key] for f in per_fold])) for key in keys},
-        "other_tta": {
-            "mean": {key: float(np.mean([f[key] for f in other])) for key in COCO_KEYS},
-            "std": {key: float(np.std([f[key] for f in other])) for key in COCO_KEYS},
-        },
+        **mean_std(per_fold, [*COCO_KEYS, "train_seconds"]),
+        "other_tta": mean_std([f["other_tta"] for f in per_fold], COCO_KEYS),
+    }
+
+
+def mean_std(rows: list[dict], keys: list[str]) -> dict:
+    """{"mean": {key: ...}, "std": {key: ...}} over per-fold figures."""
+    return {
+        stat: {key: float(fn([r[key] for r in rows])) for key in keys}
+        for stat, fn in (("mean", np.mean), ("std", np.std))
     }
 
 

@@ -46,8 +46,9 @@ def default_cache_dir() -> Path:
 
 
 def resolve_runtime(runtime: str | None = None) -> str:
-    """ "keras" or "litert" for a requested runtime (None: $RUSTWATCH_EMBED_RUNTIME, else auto).
+    """The runtime that will run the backbone, "keras" or "litert", for a requested one.
 
+    None means $RUSTWATCH_EMBED_RUNTIME, else "auto".
     "auto" is LiteRT on a CPU-only machine where ai-edge-litert is installed,
     Keras where a GPU is visible (TensorFlow is faster there) or LiteRT is not.
     """
@@ -110,6 +111,7 @@ class Embedder:
         self.runtime = resolve_runtime(runtime)
         self._model_dir = Path(model_dir) if model_dir is not None else default_cache_dir()
         self._interpreter = None
+        self._shape: tuple | None = None  # the input shape the interpreter is planned for
         self._lock = threading.Lock()  # a LiteRT interpreter serves one call at a time
 
     @property
@@ -139,7 +141,6 @@ class Embedder:
                 self._interpreter = Interpreter(
                     model_content=self._litert_model(), num_threads=os.cpu_count() or 1
                 )
-                self._shape = None
             it = self._interpreter
             inp = it.get_input_details()[0]["index"]
             if self._shape != x.shape:  # re-plan only when the batch size changes
