@@ -82,6 +82,9 @@ class DetectorConfig:
     aspect_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)
     positive_iou: float = 0.5
     negative_iou: float = 0.4
+    # also make each box's best anchor positive when none reaches positive_iou (12 % of the
+    # seed boxes at 384 px: thin streaks and odd shapes would otherwise teach nothing)
+    force_match: bool = False
     # loss
     box_loss_weight: float = 4.0
     focal_alpha: float = 0.25
@@ -500,6 +503,33 @@ def _make_decoder(config: DetectorConfig, confidence: float):
     )
 
 
+def _force_matcher(config: DetectorConfig):
+    """keras-hub's BoxMatcher, plus each box's best anchor made positive.
+
+    The library's own `force_match_for_each_col` also force-matches the -1 column it pads
+    the IoU matrix with, and training then fails on an out-of-range gather (keras-hub
+    0.32); here the forcing covers only real boxes (IoU > 0 with some anchor).
+    """
+    from keras import ops
+    from keras_hub.src.layers.modeling.box_matcher import BoxMatcher
+
+    class ForceMatcher(BoxMatcher):
+        def call(self, similarity_matrix):
+            columns, values = super().call(similarity_matrix)  # (B, anchors)
+            rows = ops.shape(similarity_matrix)[1]
+            best = ops.argmax(similarity_matrix, axis=1)  # (B, boxes): each box's best anchor
+            real = ops.max(similarity_matrix, axis=1) > 0
+            pick = ops.one_hot(best, rows) * ops.cast(real, "float32")[..., None]  # (B, boxes, A)
+            forced = ops.max(pick, axis=1) > 0
+            columns = ops.where(forced, ops.cast(ops.argmax(pick, axis=1), "int32"), columns)
+            values = ops.where(forced, ops.ones_like(values) * self.match_values[-1], values)
+            return columns, values
+
+    return ForceMatcher(
+        thresholds=[config.negative_iou, config.positive_iou], match_values=[-1, -2, 1]
+    )
+
+
 def build_model(config: DetectorConfig, weights: str | None = "imagenet"):
     """The untrained detector for `config`; `weights` go to the backbone only."""
     import keras
@@ -538,6 +568,8 @@ def build_model(config: DetectorConfig, weights: str | None = "imagenet"):
             positive_threshold=config.positive_iou,
             negative_threshold=config.negative_iou,
         )
+        if config.force_match:
+            label_encoder.box_matcher = _force_matcher(config)
         model = cls(
             encoder=encoder,
             num_classes=1,

@@ -305,3 +305,19 @@ def test_flip_tta_pools_both_views_and_is_mirror_symmetric(keras_home):
     plain_scores = detector._predict_fn(0.01)(pair)[1].numpy()
     assert plain_scores[0].max() <= scores[0].max() + 1e-6
     assert not np.allclose(plain_scores[1], plain_scores[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("force_match, positives", [(False, 0), (True, 1)])
+def test_force_match_gives_every_box_an_anchor(force_match, positives):
+    """A thin streak overlaps no anchor by IoU 0.5: only force_match lets it teach anything,
+    and padding rows (label -1) never become rust (keras-hub's own force-matching fails on
+    a batch like this one)."""
+    from ml.detector import build_model
+
+    model = build_model(tiny_config(force_match=force_match), weights=None)
+    images = np.zeros((2, 64, 64, 3), np.float32)
+    streak, padding = [2, 30, 62, 33], [0, 0, 1, 1]
+    boxes = np.array([[streak, padding], [streak, streak]], np.float32)
+    labels = np.array([[0, -1], [0, 0]], np.float32)
+    _, classes = model.label_encoder(images, boxes, labels)
+    assert np.sum(np.asarray(classes) > -1, axis=1).tolist() == [positives, positives]
