@@ -86,6 +86,15 @@ class Verdict(models.TextChoices):
     NORUST = "norust", "No rust"
 
 
+class SuggestionState(models.TextChoices):
+    """Why a photo has (or has no) model suggestions."""
+
+    NO_MODEL = "no_model", "No model deployed yet"
+    QUEUED = "queued", "Queued for scoring"
+    READY = "ready", "Scored"
+    FAILED = "failed", "Scoring failed"
+
+
 class Photo(models.Model):
     """One uploaded image, stored under MEDIA_ROOT by its content hash."""
 
@@ -116,6 +125,21 @@ class Photo(models.Model):
     verified = models.BooleanField(default=False)
     # Bumped on every change of boxes or verdict; a stale save is refused.
     version = models.PositiveIntegerField(default=1)
+
+    # The learning loop. A split, once given by a snapshot, never changes (train/val/test).
+    split = models.CharField(max_length=8, blank=True)
+    # The deployed models' view of the photo (the boxes live in Box, source "model").
+    suggestion_state = models.CharField(
+        max_length=10, choices=SuggestionState.choices, default=SuggestionState.NO_MODEL
+    )
+    suggestion_error = models.TextField(blank=True)
+    score = models.FloatField(null=True, blank=True, help_text="The classifier's rust probability.")
+    scored_by = models.ForeignKey(
+        "ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    scored_at = models.DateTimeField(null=True, blank=True)
+    # The active-learning priority (higher = label sooner); null until scored.
+    queue_score = models.FloatField(null=True, blank=True, db_index=True)
 
     class Meta:
         ordering = ["-uploaded_at", "-id"]
@@ -221,3 +245,202 @@ class PhotoEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.photo_id} {self.action} v{self.version}"
+
+
+# --- The learning loop: jobs, snapshots, runs, model versions, deployment ---------------------
+
+
+class ModelKind(models.TextChoices):
+    """The two models the loop trains and deploys, each on its own pointer."""
+
+    CLASSIFIER = "classifier", "Classifier"
+    DETECTOR = "detector", "Detector"
+
+
+class Job(models.Model):
+    """Long work on a worker (training, re-scoring, import, export, prediction), seen live.
+
+    Celery payloads carry the job id only; the task loads the row, is idempotent by
+    that id, and writes progress, log tail and the error in words here.
+    """
+
+    class Kind(models.TextChoices):
+        TRAIN = "train", "Training run"
+        SCORE = "score", "Re-score photos"
+        IMPORT = "import", "Import"
+        EXPORT = "export", "Export"
+        PREDICT = "predict", "Prediction request"
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    FINISHED = (State.SUCCEEDED, State.FAILED, State.CANCELLED)
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
+    # Ids and options only (never images): what the task needs to redo the work.
+    params = models.JSONField(default=dict, blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    progress_step = models.PositiveIntegerField(default=0)
+    progress_total = models.PositiveIntegerField(default=0)
+    # Live details of the current step, e.g. {"phase": "detector", "epoch": 3, "loss": 0.41}.
+    progress = models.JSONField(default=dict, blank=True)
+    log_tail = models.TextField(blank=True)
+    error = models.TextField(blank=True, help_text="Why it failed, in words.")
+    cancel_requested = models.BooleanField(default=False)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    celery_task_id = models.CharField(max_length=64, blank=True)
+    worker = models.CharField(max_length=255, blank=True, help_text="The worker that ran it.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["kind", "state"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.pk} ({self.state})"
+
+    @property
+    def finished(self) -> bool:
+        return self.state in self.FINISHED
+
+
+class Snapshot(models.Model):
+    """A frozen VOC folder + manifest of the labelled photos; `ml/` trains on it alone."""
+
+    # Storage name of the folder (JPEGImages/, Annotations/, ImageSets/Main/, manifest.json).
+    path = models.CharField(max_length=255, unique=True)
+    dataset_hash = models.CharField(max_length=64, db_index=True)
+    photo_count = models.PositiveIntegerField(default=0)
+    box_count = models.PositiveIntegerField(default=0)
+    rust_count = models.PositiveIntegerField(default=0)
+    # Photo counts per split, e.g. {"train": 31, "val": 7, "test": 7}.
+    splits = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"snapshot {self.pk} ({self.photo_count} photos)"
+
+
+class TrainingRun(models.Model):
+    """One training run: a `train` job, the snapshot it read, the versions it made."""
+
+    class Trigger(models.TextChoices):
+        MANUAL = "manual", "Started by a person"
+        NIGHTLY = "nightly", "Nightly schedule"
+        LABELS = "labels", "New labels since the last run"
+
+    job = models.OneToOneField(Job, on_delete=models.CASCADE, related_name="run")
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.MANUAL)
+    snapshot = models.ForeignKey(
+        Snapshot, null=True, blank=True, on_delete=models.PROTECT, related_name="runs"
+    )
+    # The training settings used (ml config overrides, warm start, which kinds).
+    config = models.JSONField(default=dict, blank=True)
+    # Human labels counted when the run started: the label trigger counts from here.
+    labels_at_start = models.PositiveIntegerField(default=0)
+    metrics = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} ({self.trigger})"
+
+
+class ModelVersion(models.Model):
+    """An immutable artifact folder one run produced for one model kind."""
+
+    class Gate(models.TextChoices):
+        PENDING = "pending", "Not judged yet"
+        FIRST = "first", "First of its kind"
+        PASSED = "passed", "Not worse than the deployed one"
+        HELD = "held", "Worse: waits for a supervisor"
+
+    kind = models.CharField(max_length=16, choices=ModelKind.choices)
+    # Short, unique and stable, e.g. "detector-7": what predictions and boxes record.
+    name = models.CharField(max_length=64, unique=True)
+    # Storage name of the artifact folder (manifest.json + models); never rewritten.
+    artifact = models.CharField(max_length=255)
+    run = models.ForeignKey(
+        TrainingRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="versions"
+    )
+    snapshot = models.ForeignKey(
+        Snapshot, null=True, blank=True, on_delete=models.PROTECT, related_name="versions"
+    )
+    metrics = models.JSONField(default=dict, blank=True)
+    # Candidate vs deployed on the same validation photos in the same run, margins, decision.
+    gate = models.CharField(max_length=8, choices=Gate.choices, default=Gate.PENDING)
+    gate_report = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["kind", "-created_at"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DeployedModel(models.Model):
+    """The pointer: which version serves, one row per model kind. Deploy = move it."""
+
+    kind = models.CharField(max_length=16, choices=ModelKind.choices, primary_key=True)
+    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="+")
+    changed_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.kind} -> {self.version_id}"
+
+
+class Deployment(models.Model):
+    """Audit of every pointer move: who, when, why, from which version to which."""
+
+    class Action(models.TextChoices):
+        DEPLOY = "deploy", "Deploy"
+        ROLLBACK = "rollback", "Rollback"
+
+    kind = models.CharField(max_length=16, choices=ModelKind.choices)
+    action = models.CharField(max_length=10, choices=Action.choices)
+    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="deployments")
+    previous = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    automatic = models.BooleanField(default=False, help_text="Deployed by the gate, not a person.")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.TextField(blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.kind} {self.version_id}"
+
+
+class QueueLease(models.Model):
+    """A photo handed to one inspector by the queue until `expires_at`."""
+
+    photo = models.OneToOneField(Photo, on_delete=models.CASCADE, related_name="lease")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    expires_at = models.DateTimeField(db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"photo {self.photo_id} -> user {self.user_id}"
