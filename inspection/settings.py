@@ -172,8 +172,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
-    "inspection.tasks.train_*": {"queue": "train"},
-    "inspection.tasks.predict_*": {"queue": "predict"},
+    "inspection.tasks.training.*": {"queue": "train"},
+    "inspection.tasks.scoring.*": {"queue": "predict"},
 }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE

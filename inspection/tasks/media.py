@@ -1,4 +1,4 @@
-"""Celery tasks: thin, ids in payloads, idempotent (late acks may run them twice)."""
+"""Media tasks: thumbnails (idempotent: late acks may run them twice)."""
 
 from __future__ import annotations
 
