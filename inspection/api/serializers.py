@@ -308,6 +308,12 @@ class BoxesInputSerializer(serializers.Serializer):
         default=None,
         help_text="True once a person confirmed the photo (VOC verified=yes).",
     )
+    rejected = serializers.ListField(
+        child=serializers.IntegerField(max_value=MAX_ID),
+        required=False,
+        default=list,
+        help_text="Ids of model suggestions the person refused in this edit.",
+    )
 
 
 class VerdictInputSerializer(serializers.Serializer):

@@ -452,7 +452,8 @@ class PhotoViewSet(
         description=(
             "Inspectors. Replaces the photo's human and accepted boxes with `boxes`, "
             "writes the labelImg XML beside the image, and records the change in the "
-            "history. `If-Match` must carry the version the client edited: missing "
+            "history; `rejected` lists suggestions refused in the same edit. `If-Match` "
+            "must carry the version the client edited: missing "
             "-> 428, stale -> 412 with the `current` state (nothing is overwritten)."
         ),
         parameters=[IF_MATCH],
@@ -476,6 +477,7 @@ class PhotoViewSet(
             user=request.user,
             expected_version=version,
             verified=data.get("verified"),
+            rejected=data.get("rejected") or None,
         )
         return _etag(Response(photo_state(photo)), photo.version)
 

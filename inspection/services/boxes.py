@@ -150,6 +150,7 @@ def save_boxes(
     user: AbstractBaseUser | None,
     expected_version: int,
     verified: bool | None = None,
+    rejected: list[int] | None = None,
     action: str = PhotoEvent.Action.BOXES,
 ) -> Photo:
     """Replace the photo's human and accepted boxes; returns the photo at its new version.
@@ -157,7 +158,8 @@ def save_boxes(
     Items may carry the `id` of an existing box of this photo: a human box is
     updated in place, a model box becomes an accepted box (keeping its score
     and model version). Accepted model boxes left out are marked rejected;
-    suggestions left out stay suggestions.
+    suggestions left out stay suggestions, unless their id is in `rejected`: then a
+    person refused them in the same edit (kept as rejected, the model learns from it).
     """
     expected = check_version(expected_version)
     if verified is not None and not isinstance(verified, bool):
@@ -175,6 +177,7 @@ def save_boxes(
                 raise InvalidBoxes(
                     f"box {i}: box {item['id']} is not a box of photo {locked.pk}.", index=i
                 )
+        refused = _refused_suggestions(locked, existing, rejected, {i["id"] for i in clean})
 
         kept: set[int] = set()
         for item in clean:
@@ -197,8 +200,13 @@ def save_boxes(
             box.changed_by = actor
             box.save()
 
+        for box in refused:
+            box.state = Box.State.REJECTED
+            box.changed_by = actor
+            box.save(update_fields=["state", "changed_by", "changed_at"])
+
         for box in existing.values():
-            if box.id in kept:
+            if box.id in kept or box in refused:
                 continue
             if box.source == Box.Source.HUMAN:
                 box.delete()
@@ -218,6 +226,32 @@ def save_boxes(
         )
         write_photo_voc(locked)
     return locked
+
+
+def _refused_suggestions(
+    photo: Photo, existing: dict[int, Box], rejected: Any, kept_ids: set[int | None]
+) -> list[Box]:
+    """The model boxes a save rejects: ids of this photo's model boxes, not also kept."""
+    if rejected is None:
+        return []
+    if not isinstance(rejected, list | tuple):
+        raise InvalidBoxes("rejected must be a list of suggestion ids.", field="rejected")
+    refused: list[Box] = []
+    for box_id in rejected:
+        box = existing.get(box_id) if isinstance(box_id, int) else None
+        if box is None or box.source != Box.Source.MODEL:
+            raise InvalidBoxes(
+                f"rejected: {box_id!r} is not a model suggestion of photo {photo.pk}.",
+                field="rejected",
+            )
+        if box_id in kept_ids:
+            raise InvalidBoxes(
+                f"rejected: suggestion {box_id} is also in boxes; keep it or reject it.",
+                field="rejected",
+            )
+        if box.state != Box.State.REJECTED:
+            refused.append(box)
+    return refused
 
 
 def review_suggestion(

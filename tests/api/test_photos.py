@@ -185,6 +185,29 @@ def test_boxes_put_writes_rows_and_voc_then_stale_is_412(client_for, inspector, 
     assert photo.boxes.count() == 2
 
 
+def test_boxes_put_rejects_named_suggestions(client_for, inspector, photo):
+    from tests.api.conftest import add_suggestion
+
+    taken, refused = add_suggestion(photo), add_suggestion(photo, xmin=60, xmax=90)
+    body = {"boxes": [{"id": taken.id, "xmin": 10, "ymin": 10, "xmax": 50, "ymax": 40}]}
+    r = client_for(inspector).put(
+        f"/api/v1/photos/{photo.pk}/boxes/",
+        {**body, "rejected": [refused.id]},
+        format="json",
+        HTTP_IF_MATCH='"1"',
+    )
+    assert r.status_code == 200, r.content
+    states = {b["id"]: b["state"] for b in r.json()["boxes"]}
+    assert states == {taken.id: "accepted", refused.id: "rejected"}
+    r = client_for(inspector).put(
+        f"/api/v1/photos/{photo.pk}/boxes/",
+        {"boxes": [], "rejected": ["x"]},
+        format="json",
+        HTTP_IF_MATCH='"2"',
+    )
+    assert r.status_code == 400 and "rejected" in r.content.decode()
+
+
 def test_verdict_and_history(client_for, inspector, photo):
     api = client_for(inspector)
     r = api.post(

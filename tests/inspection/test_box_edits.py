@@ -224,6 +224,43 @@ def test_suggestions_stay_until_sent_back_then_become_accepted(photo, inspector)
     assert read_voc(voc_path(p)).boxes == []
 
 
+def test_save_rejects_the_suggestions_it_names_and_keeps_the_others(photo, inspector):
+    refused = suggestion(photo)
+    left = suggestion(photo, xmin=100, xmax=140)
+    p = save_boxes(
+        photo=photo,
+        boxes=[{"xmin": 1, "ymin": 1, "xmax": 5, "ymax": 5}],
+        user=inspector,
+        expected_version=1,
+        rejected=[refused.id],
+    )
+    refused.refresh_from_db()
+    left.refresh_from_db()
+    assert (refused.state, refused.changed_by) == ("rejected", inspector)
+    assert left.state == "suggested"
+    assert [b.xmin for b in read_voc(voc_path(p)).boxes] == [1]
+    event = p.events.filter(action="boxes").first()
+    assert event.version == p.version == 2
+
+
+@pytest.mark.parametrize("bad", ["not-a-list", [999999], "kept", "human"])
+def test_save_refuses_bad_rejected_ids_and_changes_nothing(photo, inspector, bad):
+    s = suggestion(photo)
+    human = save_boxes(
+        photo=photo,
+        boxes=[{"xmin": 1, "ymin": 1, "xmax": 5, "ymax": 5}],
+        user=inspector,
+        expected_version=1,
+    ).boxes.get(source="human")
+    boxes = [{"id": s.id, "xmin": 10, "ymin": 10, "xmax": 50, "ymax": 40}]
+    rejected = {"kept": [s.id], "human": [human.id]}.get(bad, bad) if isinstance(bad, str) else bad
+    with pytest.raises(InvalidBoxes) as err:
+        save_boxes(photo=photo, boxes=boxes, user=inspector, expected_version=2, rejected=rejected)
+    assert "rejected" in err.value.message
+    s.refresh_from_db()
+    assert s.state == "suggested" and Photo.objects.get(pk=photo.pk).version == 2
+
+
 def test_supervisor_reviews_a_suggestion(photo, supervisor):
     box = suggestion(photo)
     p = review_suggestion(box=box, action="accept", user=supervisor)
