@@ -140,6 +140,15 @@ class Photo(models.Model):
     scored_at = models.DateTimeField(null=True, blank=True)
     # The active-learning priority (higher = label sooner); null until scored.
     queue_score = models.FloatField(null=True, blank=True, db_index=True)
+    # The detector's view, cached so the queue re-ranks without the models: the version that
+    # looked, how unsure it was (largest box-score entropy) and its best box score.
+    detected_by = models.ForeignKey(
+        "ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    detector_uncertainty = models.FloatField(null=True, blank=True)
+    detector_max_score = models.FloatField(null=True, blank=True)
+    # The classifier's embedding (float16 bytes), for the queue's diversity (k-center).
+    embedding = models.BinaryField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-uploaded_at", "-id"]
@@ -180,6 +189,11 @@ class Box(models.Model):
     score = models.FloatField(null=True, blank=True)
     model_version = models.CharField(max_length=64, blank=True)
     state = models.CharField(max_length=10, choices=State.choices, default=State.ACCEPTED)
+    # A human box a person made by correcting this suggestion (the suggestion is then rejected:
+    # it is not an annotation; "edited" in the model's real-world statistics).
+    derived_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="edits"
+    )
     changed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -444,3 +458,19 @@ class QueueLease(models.Model):
 
     def __str__(self) -> str:
         return f"photo {self.photo_id} -> user {self.user_id}"
+
+
+class QueueSkip(models.Model):
+    """An inspector passed on a photo: the queue offers it to others, not to them, for a while."""
+
+    photo = models.ForeignKey(Photo, on_delete=models.CASCADE, related_name="skips")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["photo", "user"], name="queue_skip_once_per_user")
+        ]
+
+    def __str__(self) -> str:
+        return f"photo {self.photo_id} skipped by user {self.user_id}"
