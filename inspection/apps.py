@@ -5,3 +5,6 @@ class InspectionConfig(AppConfig):
     name = "inspection"
     verbose_name = "Rust inspection"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from inspection import checks  # noqa: F401  (registers the deploy checks)

@@ -19,7 +19,7 @@ VAR_DIR = Path(os.environ.get("RUSTWATCH_VAR", BASE_DIR / "var")).resolve()
 
 def env_bool(name: str, default: bool) -> bool:
     value = os.environ.get(name)
-    if value is None:
+    if value is None or not value.strip():  # unset or empty (compose's `${X:-}`): the default
         return default
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
@@ -29,24 +29,74 @@ def env_int(name: str, default: int) -> int:
 
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
-if not SECRET_KEY:
-    # Embedded default: a key generated once per data folder, never committed.
-    _key_file = VAR_DIR / "secret_key"
-    if _key_file.exists():
-        SECRET_KEY = _key_file.read_text().strip()
-    else:
-        from django.core.management.utils import get_random_secret_key
 
-        VAR_DIR.mkdir(parents=True, exist_ok=True)
-        SECRET_KEY = get_random_secret_key()
-        _key_file.write_text(SECRET_KEY)
-        _key_file.chmod(0o600)
 
-ALLOWED_HOSTS = [h for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "*").split(",") if h]
+def _secret_key_from_file(key_file: Path) -> str:
+    """The embedded default's key: generated once per data folder, never committed.
+
+    The file is created with mode 600 from the start and appears whole or not
+    at all (written to a private temp file, then linked into place), so a web
+    process and a worker starting together agree on one key.
+    """
+    if key_file.exists():
+        return key_file.read_text().strip()
+    from django.core.management.utils import get_random_secret_key
+
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = key_file.with_name(f".{key_file.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(get_random_secret_key())
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, key_file)  # fails if another process created it first: use theirs
+        except FileExistsError:
+            pass
+    finally:
+        tmp.unlink(missing_ok=True)
+    return key_file.read_text().strip()
+
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "") or _secret_key_from_file(
+    VAR_DIR / "secret_key"
+)
+
+# No DJANGO_ALLOWED_HOSTS: the embedded default, served on loopback (`make run` binds
+# 127.0.0.1), answers any Host. Production names its hosts; loopback names are added
+# so the container health check (http://127.0.0.1/healthz) is answered.
+_HOSTS = [h.strip() for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "").split(",") if h.strip()]
+ALLOWED_HOSTS = _HOSTS + ["localhost", "127.0.0.1", "[::1]"] if _HOSTS else ["*"]
 CSRF_TRUSTED_ORIGINS = [
     o for o in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o
 ]
+
+# --- HTTPS (production) -----------------------------------------------------
+# On when hosts are named (and not `*`) and DEBUG is off: secure cookies, a redirect
+# to https (the health check exempted) and HSTS. DJANGO_HTTPS=false serves plain
+# HTTP on a trusted network (`check --deploy` then says so).
+HTTPS = env_bool("DJANGO_HTTPS", bool(_HOSTS) and "*" not in _HOSTS and not DEBUG)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", HTTPS)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 31_536_000 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", HTTPS)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", HTTPS)
+# Behind a TLS proxy: the header it sets and its value, e.g. "X-Forwarded-Proto: https".
+# Only set it when the proxy always sets (or strips) that header.
+_PROXY_SSL = os.environ.get("DJANGO_SECURE_PROXY_SSL_HEADER", "").strip()
+if _PROXY_SSL:
+    _header, _sep, _value = _PROXY_SSL.partition(":")
+    if not _sep or not _header.strip() or not _value.strip():
+        raise ValueError(
+            f"DJANGO_SECURE_PROXY_SSL_HEADER={_PROXY_SSL!r}: expected 'Header-Name: value', "
+            "e.g. 'X-Forwarded-Proto: https'"
+        )
+    SECURE_PROXY_SSL_HEADER = (
+        "HTTP_" + _header.strip().upper().replace("-", "_"),
+        _value.strip(),
+    )
 
 INSTALLED_APPS = [
     "django.contrib.admin",
