@@ -66,6 +66,13 @@ class InvalidArchive(DomainError):
     code = "invalid_archive"
 
 
+class Forbidden(DomainError):
+    """The user's role may not do this (a rule that depends on the data, kept in the service)."""
+
+    status = 403
+    code = "permission_denied"
+
+
 class NotFound(DomainError):
     status = 404
     code = "not_found"

@@ -11,8 +11,9 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
 
-from inspection.errors import Conflict, DomainError
-from inspection.models import Asset, Inspection, Photo
+from inspection.errors import Conflict, DomainError, Forbidden
+from inspection.models import Asset, Inspection, Photo, Role
+from inspection.roles import has_role
 from inspection.services.history import actor_or_none
 
 log = logging.getLogger(__name__)
@@ -28,8 +29,30 @@ def _validation_message(exc: ValidationError) -> str:
     return " ".join(exc.messages)
 
 
-def create_asset(*, name: str, kind: str = Asset.Kind.OTHER, description: str = "") -> Asset:
-    """Create an asset; a name in use is a Conflict (409), a bad field a 400."""
+def check_may_create_asset(user: AbstractBaseUser | None, name: str) -> None:
+    """Creating assets is for supervisors (Forbidden, 403, otherwise).
+
+    `user=None` is the operator at the command line (manage.py), who may.
+    """
+    if user is not None and not has_role(user, Role.SUPERVISOR):
+        raise Forbidden(
+            f"There is no asset named '{name}', and only supervisors create assets: "
+            "ask a supervisor to create it, or pick an existing asset."
+        )
+
+
+def create_asset(
+    *,
+    name: str,
+    kind: str = Asset.Kind.OTHER,
+    description: str = "",
+    user: AbstractBaseUser | None = None,
+) -> Asset:
+    """Create an asset; a name in use is a Conflict (409), a bad field a 400.
+
+    Only supervisors may (`check_may_create_asset`); `user=None` is the command line.
+    """
+    check_may_create_asset(user, (name or "").strip())
     asset = Asset(name=(name or "").strip(), kind=kind, description=description or "")
     try:
         asset.full_clean()
@@ -85,14 +108,18 @@ def create_inspection(
 def get_or_create_inspection(
     *, asset_name: str, inspection_name: str, user: AbstractBaseUser | None = None
 ) -> Inspection:
-    """The named inspection of the named asset, creating either when missing (imports)."""
+    """The named inspection of the named asset, creating either when missing (imports).
+
+    A missing asset is created only for a supervisor (or the command line, `user=None`);
+    anyone else gets Forbidden (403) before anything is written.
+    """
     asset_name, inspection_name = (asset_name or "").strip(), (inspection_name or "").strip()
     if not asset_name or not inspection_name:
         raise DomainError("An asset name and an inspection name are both needed.")
     asset = Asset.objects.filter(name=asset_name).first()
     if asset is None:
         try:
-            asset = create_asset(name=asset_name)
+            asset = create_asset(name=asset_name, user=user)
         except Conflict:
             asset = Asset.objects.get(name=asset_name)
     inspection = Inspection.objects.filter(asset=asset, name=inspection_name).first()

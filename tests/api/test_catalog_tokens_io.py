@@ -9,7 +9,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 
-from inspection.models import Box, Photo
+from inspection.models import Asset, Box, Inspection, Photo
 from tests.api.conftest import ingest, labelimg_zip, voc_zip
 from tests.conftest import jpeg_bytes
 
@@ -107,6 +107,7 @@ def test_import_zip_then_export_round_trip(client_for, supervisor, inspection):
 
 
 def test_import_by_name_with_class_folders(client_for, inspector):
+    Asset.objects.create(name="Ferry", kind="hull")  # inspectors import into known assets
     ines = client_for(inspector)
     data = voc_zip(
         {
@@ -159,3 +160,34 @@ def test_docs_pages_render_with_local_assets(client):
     assert "drf_spectacular_sidecar/swagger-ui-dist/" in html and "cdn" not in html.lower()
     assert client.get("/api/v1/redoc/").status_code == 200
     assert client.get("/api/v1/schema/", HTTP_ACCEPT="application/json").json()["openapi"]
+
+
+def test_inspector_import_naming_a_missing_asset_is_refused_and_writes_nothing(
+    client_for, inspector, supervisor
+):
+    body = {"inspection_name": "May", "asset_name": "Pier 4"}
+    r = client_for(inspector).post(
+        "/api/v1/import/",
+        {"file": SimpleUploadedFile("v.zip", labelimg_zip(1)), **body},
+        format="multipart",
+    )
+    assert r.status_code == 403, r.content
+    assert r.json()["code"] == "permission_denied"
+    assert "only supervisors create assets" in r.json()["detail"]
+    assert not Asset.objects.exists() and not Inspection.objects.exists()
+    assert not Photo.objects.exists()
+
+    # A supervisor's import creates the asset; then the inspector may import into it.
+    r = client_for(supervisor).post(
+        "/api/v1/import/",
+        {"file": SimpleUploadedFile("v.zip", labelimg_zip(1)), **body},
+        format="multipart",
+    )
+    assert r.status_code == 201, r.content
+    r = client_for(inspector).post(
+        "/api/v1/import/",
+        {"file": SimpleUploadedFile("w.zip", labelimg_zip(2)), **body, "inspection_name": "June"},
+        format="multipart",
+    )
+    assert r.status_code == 201, r.content
+    assert Asset.objects.get().name == "Pier 4" and Inspection.objects.count() == 2

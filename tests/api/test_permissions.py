@@ -54,6 +54,11 @@ def import_body(w: World) -> dict[str, Any]:
     return {"file": f, "inspection": w.inspection.pk}
 
 
+def import_new_asset_body(w: World) -> dict[str, Any]:
+    f = SimpleUploadedFile("voc.zip", labelimg_zip(1), content_type="application/zip")
+    return {"file": f, "inspection_name": "first survey", "asset_name": "Unlisted pier"}
+
+
 # (id, method, path(w), kwargs(w) for the client call, expected by role)
 MATRIX: list[tuple[str, str, Any, Any, dict[str, int]]] = [
     ("assets-list", "get", lambda w: "/api/v1/assets/", None, read()),
@@ -179,6 +184,15 @@ MATRIX: list[tuple[str, str, Any, Any, dict[str, int]]] = [
         lambda w: "/api/v1/import/",
         lambda w: {"data": import_body(w), "format": "multipart"},
         inspector_up(201),
+    ),
+    (
+        # An import naming an asset that does not exist would create it: supervisors only
+        # (the rule is in the catalog service, so every import path goes through it).
+        "import-creating-an-asset",
+        "post",
+        lambda w: "/api/v1/import/",
+        lambda w: {"data": import_new_asset_body(w), "format": "multipart"},
+        supervisor_only(201),
     ),
     (
         "export",

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from inspection.models import Box, Inspection, Photo
+from inspection.models import Box, Inspection, Photo, PhotoEvent
 from inspection.services.catalog import create_asset, create_inspection
 from ml.voc import VocAnnotation, VocBox, to_xml_bytes
 from tests.conftest import jpeg_bytes
@@ -111,3 +111,27 @@ def test_command_line_error_is_one_line_without_traceback(tmp_path):
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert "CommandError:" in result.stderr and "no such folder or file" in result.stderr
+
+
+def test_import_as_a_user_follows_their_role(labelimg_folder, inspector, supervisor):
+    # Only a supervisor's import creates a missing asset; the operator (no --user) may too.
+    args = ("import_voc", str(labelimg_folder), "--inspection", "May", "--asset", "Pier 4")
+    with pytest.raises(CommandError, match="only supervisors create assets"):
+        run(*args, "--user", inspector.username)
+    assert not Inspection.objects.exists() and not Photo.objects.exists()
+    with pytest.raises(CommandError, match="No user named 'ghost'"):
+        run(*args, "--user", "ghost")
+    out, _ = run(*args, "--user", supervisor.username)
+    assert "1 photos" in out
+    assert {e.actor for e in PhotoEvent.objects.filter(action="import")} == {supervisor}
+    out, _ = run(
+        "import_voc",
+        str(labelimg_folder),
+        "--inspection",
+        "June",
+        "--asset",
+        "Pier 4",
+        "--user",
+        inspector.username,
+    )
+    assert "0 photos" in out and "1 duplicates" in out  # into the now-known asset: allowed

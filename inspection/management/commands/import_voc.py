@@ -1,9 +1,10 @@
-"""`python manage.py import_voc PATH [--inspection NAME] [--asset NAME]`: load labelImg data."""
+"""`python manage.py import_voc PATH [--inspection NAME] [--asset NAME] [--user NAME]`."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from inspection.errors import DomainError
@@ -21,13 +22,29 @@ class Command(BaseCommand):
         parser.add_argument("path", help="folder or .zip to import")
         parser.add_argument("--inspection", help="inspection name (created if missing)")
         parser.add_argument("--asset", help="asset name (created if missing; default 'Imports')")
+        parser.add_argument(
+            "--user",
+            help="import as this user: history names them and their role's rules apply "
+            "(only a supervisor's import creates a missing asset); default: the operator",
+        )
 
     def handle(
-        self, *args, path: str, inspection: str | None, asset: str | None, **options
+        self,
+        *args,
+        path: str,
+        inspection: str | None,
+        asset: str | None,
+        user: str | None = None,
+        **options,
     ) -> None:
         source = Path(path)
         if not source.exists():
             raise CommandError(f"{source}: no such folder or file.")
+        actor = None
+        if user:
+            actor = get_user_model().objects.filter(username=user).first()
+            if actor is None:
+                raise CommandError(f"No user named '{user}'.")
         target = None
         if inspection and not asset:
             matches = list(Inspection.objects.filter(name=inspection).select_related("asset"))
@@ -44,6 +61,7 @@ class Command(BaseCommand):
                 inspection=target,
                 inspection_name=inspection,
                 asset_name=asset,
+                user=actor,
             )
         except DomainError as exc:
             raise CommandError(exc.message) from exc
