@@ -1,0 +1,171 @@
+"""What every API module shares: input checking, versions, pagination, role permissions.
+
+A resource module (catalog.py, photos.py, voc.py, tokens.py, ...) holds its
+serializers and views; views parse with an `InputSerializer` subclass via
+`validated()`, call a service, and answer with an output serializer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+from rest_framework.exceptions import ParseError
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.utils import html
+
+from inspection.api.errors import PreconditionRequired
+from inspection.api.permissions import IsIntegration
+
+# Ids and versions beyond a 64-bit integer are refused here (400), before a
+# database driver overflows on them (500).
+MAX_ID = 2**63 - 1
+
+# If-Match: the photo version as an entity tag ("3", W/"3") or a bare number (3).
+IF_MATCH_PATTERN = r'^\s*(W/)?"?[1-9][0-9]{0,17}"?\s*$'
+
+
+class Pagination(PageNumberPagination):
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+class InputSerializer(serializers.Serializer):
+    """What a client sends: a field it does not know is a 400 naming it, never ignored.
+
+    The schema says so too (`additionalProperties: false`, see schema.py).
+    """
+
+    def to_internal_value(self, data: Any) -> Any:
+        if hasattr(data, "keys"):
+            unknown = sorted(set(data.keys()) - set(self.fields))
+            if unknown:
+                allowed = ", ".join(self.fields) or "none"
+                raise serializers.ValidationError(
+                    {name: [f"Unknown field; accepted fields: {allowed}."] for name in unknown}
+                )
+            if not html.is_html_input(data):
+                _check_json_types(self, data)
+        return super().to_internal_value(data)
+
+
+def _check_json_types(serializer: serializers.Serializer, data: Any) -> None:
+    """In JSON, a number is a number and a boolean a boolean: "3" or 1 are refused.
+
+    DRF coerces them (right for form fields, where everything is text); a JSON
+    client that sends the wrong type has a bug it should hear about.
+    """
+    wrong: dict[str, list[str]] = {}
+    for name, field in serializer.fields.items():
+        if name not in data or field.read_only or data[name] is None:
+            continue
+        value = data[name]
+        if isinstance(field, serializers.BooleanField):
+            ok, kind = isinstance(value, bool), "true or false"
+        elif isinstance(field, serializers.IntegerField):
+            ok, kind = isinstance(value, int) and not isinstance(value, bool), "a whole number"
+        elif isinstance(field, serializers.FloatField):
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+            kind = "a number"
+        else:
+            continue
+        if not ok:
+            wrong[name] = [f"Must be {kind} (JSON), not {type(value).__name__}."]
+    if wrong:
+        raise serializers.ValidationError(wrong)
+
+
+class ObjectId(serializers.IntegerField):
+    """The id of an existing row, given as a number; returns the row.
+
+    Not a number, out of range (a 64-bit id) or unknown: a 400 naming the field,
+    never a database overflow.
+    """
+
+    def __init__(self, queryset: Any, **kwargs: Any) -> None:
+        self.queryset = queryset
+        super().__init__(min_value=1, max_value=MAX_ID, **kwargs)
+
+    def run_validation(self, data: Any = serializers.empty) -> Any:
+        pk = super().run_validation(data)
+        if pk is None:
+            return None
+        row = self.queryset.filter(pk=pk).first()
+        if row is None:
+            raise serializers.ValidationError(
+                f"No {self.queryset.model._meta.verbose_name} with id {pk}."
+            )
+        return row
+
+    def to_representation(self, value: Any) -> int:
+        return value.pk if hasattr(value, "pk") else int(value)
+
+
+class Text(serializers.CharField):
+    """A string, and only a string: a number or a list is a 400, not silently str()-ed."""
+
+    default_error_messages = {"invalid": "Must be a string."}
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+def positive_id(value: Any) -> int | None:
+    """`value` as an id (ASCII digits, 1..2**63-1), or None: never an int() error."""
+    text = str(value if value is not None else "").strip()
+    if not (text.isascii() and text.isdigit()):
+        return None
+    number = int(text)
+    return number if 0 < number <= MAX_ID else None
+
+
+def parse_version(request: Request, body_version: int | None = None) -> int:
+    """The version the client edited: If-Match header, else `version` in the body.
+
+    Missing -> 428 (never overwrite blindly); malformed -> 400.
+    """
+    header = request.headers.get("If-Match")
+    if header is None or not header.strip():
+        if body_version is not None:
+            return body_version
+        raise PreconditionRequired()
+    value = header.strip().removeprefix("W/").strip().strip('"').strip()
+    version = positive_id(value)
+    if version is None:
+        raise ParseError(
+            f"If-Match must be the photo version, a positive whole number; got {header!r}."
+        )
+    if body_version is not None and body_version != version:
+        raise ParseError(f"If-Match ({version}) and the body's version ({body_version}) disagree.")
+    return version
+
+
+def with_etag(response: Response, version: int) -> Response:
+    """Send the photo version as the ETag a client echoes in If-Match."""
+    response["ETag"] = f'"{version}"'
+    return response
+
+
+def validated(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
+    """`data` checked by `serializer_class`; a body that is not an object is a 400."""
+    if not isinstance(data, dict) and not hasattr(data, "getlist"):
+        raise ParseError("The request body must be a JSON object.")
+    ser = serializer_class(data=data)
+    ser.is_valid(raise_exception=True)
+    return dict(ser.validated_data)
+
+
+class RolePermissionsMixin:
+    """Permissions by action: `action_permissions = {"create": IsSupervisor, ...}`."""
+
+    action_permissions: dict[str, type[BasePermission]] = {}
+    default_permission: type[BasePermission] = IsIntegration
+
+    def get_permissions(self) -> list[BasePermission]:
+        action_name = getattr(self, "action", None)
+        return [self.action_permissions.get(action_name, self.default_permission)()]

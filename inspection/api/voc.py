@@ -1,0 +1,165 @@
+"""Pascal VOC import and export: /api/v1/import/ and /api/v1/export/.
+
+Inspectors import a zip into an inspection; supervisors export a zip of an
+inspection, an asset or everything. Options are fields of the input
+serializers (`ImportInputSerializer`, `ExportQuerySerializer`): add one there
+and pass it to the service; the schema follows.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from typing import Any
+
+from django.conf import settings
+from django.http import FileResponse
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from django.utils.text import slugify
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from inspection.api.base import MAX_ID, InputSerializer, Text, validated
+from inspection.api.permissions import IsInspector, IsSupervisor
+from inspection.api.schema import errors
+from inspection.errors import TooLarge
+from inspection.models import Asset, Inspection
+from inspection.services.voc_io import export_voc, import_voc
+
+# --- Serializers -------------------------------------------------------------
+
+
+class ImportInputSerializer(InputSerializer):
+    file = serializers.FileField(help_text="A zip of images + labelImg XML (class folders ok).")
+    inspection = serializers.IntegerField(
+        max_value=MAX_ID, required=False, min_value=1, help_text="Import into this inspection"
+    )
+    inspection_name = Text(
+        required=False, max_length=200, help_text="Or into this inspection (created if new)."
+    )
+    asset_name = Text(
+        required=False,
+        max_length=200,
+        help_text="The asset of `inspection_name` (created if new; default: the same name).",
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "inspection" in attrs and ("inspection_name" in attrs or "asset_name" in attrs):
+            raise serializers.ValidationError(
+                "Give `inspection`, or `inspection_name` (and `asset_name`), not both."
+            )
+        return attrs
+
+
+class ImportReportSerializer(serializers.Serializer):
+    """What an import did (services.voc_io.ImportReport)."""
+
+    photos_created = serializers.IntegerField()
+    duplicates = serializers.IntegerField()
+    near_duplicates = serializers.IntegerField()
+    boxes = serializers.IntegerField()
+    verdicts = serializers.IntegerField()
+    errors = serializers.ListField(
+        child=serializers.CharField(), help_text="Each file that was skipped, and why."
+    )
+    duplicate_files = serializers.ListField(child=serializers.CharField())
+    notes = serializers.ListField(child=serializers.CharField())
+    inspection_id = serializers.IntegerField(allow_null=True)
+
+
+class ExportQuerySerializer(serializers.Serializer):
+    """Query parameters of an export (text, as every query string is)."""
+
+    inspection = serializers.IntegerField(max_value=MAX_ID, required=False, min_value=1)
+    asset = serializers.IntegerField(max_value=MAX_ID, required=False, min_value=1)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "inspection" in attrs and "asset" in attrs:
+            raise serializers.ValidationError("Export an inspection or an asset, not both.")
+        return attrs
+
+
+# --- Views -------------------------------------------------------------------
+
+
+class ImportView(APIView):
+    permission_classes = [IsInspector]
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(
+        summary="Import a Pascal VOC zip",
+        description=(
+            "Inspectors. A zip of images with labelImg XML beside them (same stem); "
+            "folders named `rust/` and `norust/` give verdicts. Into `inspection` (id), "
+            "or `inspection_name` (created under an asset of the same name if new). "
+            "Unsafe zips (`..`, absolute paths, links, absurd sizes) are refused (400)."
+        ),
+        request={"multipart/form-data": ImportInputSerializer},
+        responses={201: ImportReportSerializer, **errors(404, 413)},
+    )
+    def post(self, request: Request) -> Response:
+        data = validated(ImportInputSerializer, request.data)
+        upload = data["file"]
+        limit = settings.RUSTWATCH_MAX_IMPORT_BYTES
+        if upload.size > limit:
+            raise TooLarge(
+                f"The archive is {upload.size:,} bytes; the limit is {limit:,} bytes.",
+                limit=limit,
+            )
+        inspection = None
+        if "inspection" in data:
+            inspection = Inspection.objects.filter(pk=data["inspection"]).first()
+            if inspection is None:
+                raise NotFound(f"No inspection with id {data['inspection']}.")
+        upload.seek(0)
+        report = import_voc(
+            upload,
+            inspection=inspection,
+            inspection_name=data.get("inspection_name"),
+            asset_name=data.get("asset_name"),
+            user=request.user,
+        )
+        return Response(ImportReportSerializer(report).data, status=status.HTTP_201_CREATED)
+
+
+class ExportView(APIView):
+    permission_classes = [IsSupervisor]
+
+    def perform_content_negotiation(self, request: Request, force: bool = False):
+        return super().perform_content_negotiation(request, force=True)
+
+    @extend_schema(
+        summary="Export a Pascal VOC zip",
+        description=(
+            "Supervisors. JPEGImages/, Annotations/ (labelImg XML), ImageSets/Main/ of "
+            "one inspection, one asset, or everything (no parameter)."
+        ),
+        parameters=[ExportQuerySerializer],
+        responses={(200, "application/zip"): OpenApiTypes.BINARY, **errors(404)},
+    )
+    def get(self, request: Request) -> FileResponse:
+        query = validated(ExportQuerySerializer, request.query_params)
+        inspection = asset = None
+        if "inspection" in query:
+            inspection = get_object_or_404(Inspection, pk=query["inspection"])
+            stem = f"{inspection.asset.name}-{inspection.name}"
+        elif "asset" in query:
+            asset = get_object_or_404(Asset, pk=query["asset"])
+            stem = asset.name
+        else:
+            stem = "all"
+        out = tempfile.TemporaryFile(suffix=".zip")  # deleted when the response closes it
+        try:
+            export_voc(out, inspection=inspection, asset=asset)
+            out.seek(0)
+        except BaseException:
+            out.close()
+            raise
+        name = f"rustwatch-{slugify(stem) or 'export'}-{timezone.now():%Y%m%d-%H%M%S}.zip"
+        return FileResponse(out, as_attachment=True, filename=name, content_type="application/zip")
