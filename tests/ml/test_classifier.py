@@ -7,12 +7,14 @@ augmented view) keeps each training run to seconds.
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 
 from ml.classifier import ClassifierConfig, RustClassifier
 from ml.cli import main
+from ml.dataset import from_folders
 
 TINY = dict(backbone="mobilenet_025", image_sizes=(48,), n_aug=1, batch_size=16)
 TINY_ARGS = ["--backbone", "mobilenet_025", "--image-size", "48", "--n-aug", "1"]
@@ -110,7 +112,7 @@ def test_fine_tuning_changes_the_backbone_and_the_cache_key(tiny_voc, keras_home
     assert np.isfinite(clf.predict([tiny_voc.photos[0].path])).all()
 
 
-def test_cli_train_evaluate_predict_cv(tiny_voc, tmp_path, keras_home, capsys):
+def test_cli_train_evaluate_predict_cv(tiny_voc, source_dir, tmp_path, keras_home, capsys):
     cache = ["--cache", str(tmp_path / "emb")]
     art, data = tmp_path / "art", str(tiny_voc.root)
     assert (
@@ -158,6 +160,18 @@ def test_cli_train_evaluate_predict_cv(tiny_voc, tmp_path, keras_home, capsys):
         "confusion",
     }
     assert "accuracy" in capsys.readouterr().out
+
+    # Photos of one class only: ROC-AUC is undefined, and the JSON says null (not NaN).
+    only_rust = tmp_path / "only-rust"
+    shutil.copytree(source_dir / "rust", only_rust / "rust")
+    one_class = from_folders(only_rust, tmp_path / "voc-rust")
+    argv = ["-q", "evaluate", "--model", str(art), "--data", str(one_class.root)]
+    assert main([*argv, "--split", "all", "--json", str(tmp_path / "r.json"), *cache]) == 0
+    text = (tmp_path / "r.json").read_text()
+    result = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in JSON"))
+    assert result["classifier"]["roc_auc"] is None
+    assert 0 <= result["classifier"]["recall_rust"] <= 1
+    capsys.readouterr()
 
     photo = tiny_voc.photos[0].path
     assert (
