@@ -6,16 +6,19 @@ in the photo grid and in `GET /api/v1/photos/`.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 
-from inspection.models import Asset, Box, Inspection, Photo, PhotoEvent
+from inspection.models import Asset, Box, Inspection, Label, Photo, PhotoEvent, Verdict
 
 # Boxes that count as the photo's annotation: drawn by a person, or a model
 # suggestion a person accepted. Suggested and rejected model boxes do not.
 LABEL_BOXES = Q(source=Box.Source.HUMAN) | Q(source=Box.Source.MODEL, state=Box.State.ACCEPTED)
 SUGGESTIONS = Q(source=Box.Source.MODEL, state=Box.State.SUGGESTED)
+# A photo is labelled once a person gave it a verdict or verified it.
+UNLABELLED = Q(verdict=Verdict.UNKNOWN, verified=False)
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,7 @@ class PhotoFilters:
     verdict: str | None = None
     has_boxes: bool | None = None
     has_suggestions: bool | None = None
+    labelled: bool | None = None
 
 
 def asset_list() -> QuerySet[Asset]:
@@ -41,7 +45,9 @@ def inspection_list(*, asset_id: int | None = None) -> QuerySet[Inspection]:
     """Inspections (optionally of one asset) with their photo counts."""
     qs = Inspection.objects.select_related("asset", "created_by").annotate(
         photo_count=Count("photos", distinct=True),
-        unlabelled_count=Count("photos", filter=Q(photos__verdict="unknown"), distinct=True),
+        unlabelled_count=Count(
+            "photos", filter=Q(photos__verdict="unknown", photos__verified=False), distinct=True
+        ),
     )
     if asset_id is not None:
         qs = qs.filter(asset_id=asset_id)
@@ -68,7 +74,64 @@ def photo_list(filters: PhotoFilters | None = None) -> QuerySet[Photo]:
         qs = qs.filter(has_boxes=f.has_boxes)
     if f.has_suggestions is not None:
         qs = qs.filter(has_suggestions=f.has_suggestions)
+    if f.labelled is not None:
+        qs = qs.exclude(UNLABELLED) if f.labelled else qs.filter(UNLABELLED)
     return qs.order_by("-uploaded_at", "-id")
+
+
+# How the grid (and the editor's previous / next) may order an inspection's photos.
+PHOTO_SORTS = {
+    "uploaded": "Newest first",
+    "oldest": "Oldest first",
+    "name": "Name",
+    "score": "Model score (rust first)",
+    "queue": "Queue order",
+}
+
+
+def _natural_key(text: str) -> list[tuple[int, int | str]]:
+    """'img10' after 'img9': digit runs compare as numbers, the rest case-insensitively."""
+    return [(0, int(t)) if t.isdigit() else (1, t.lower()) for t in re.split(r"(\d+)", text) if t]
+
+
+def photo_ids_in_order(filters: PhotoFilters, sort: str = "uploaded") -> list[int]:
+    """The ids of the filtered photos in the grid's order (unknown sorts: newest first).
+
+    Photos without a model score or a queue place come after the others, newest first.
+    """
+    qs = photo_list(filters)
+    if sort == "name":
+        rows = qs.values_list("id", "original_name", "sha256")
+        return [
+            i
+            for i, name, sha in sorted(rows, key=lambda r: (_natural_key(r[1] or r[2][:12]), r[0]))
+        ]
+    order = {
+        "oldest": ["uploaded_at", "id"],
+        "score": [F("score").desc(nulls_last=True), "-uploaded_at", "-id"],
+        "queue": [F("queue_score").desc(nulls_last=True), "-uploaded_at", "-id"],
+    }.get(sort, ["-uploaded_at", "-id"])
+    return list(qs.order_by(*order).values_list("id", flat=True))
+
+
+def unlabelled_ids(inspection_id: int) -> set[int]:
+    """The inspection's photos nobody has labelled yet (no verdict, not verified)."""
+    return set(
+        Photo.objects.filter(UNLABELLED, inspection_id=inspection_id).values_list("id", flat=True)
+    )
+
+
+def labelled_counts(inspection_id: int) -> dict[str, int]:
+    """How many of the inspection's photos are labelled and how many are not."""
+    qs = Photo.objects.filter(inspection_id=inspection_id)
+    total = qs.count()
+    unlabelled = qs.filter(UNLABELLED).count()
+    return {"labelled": total - unlabelled, "unlabelled": unlabelled, "total": total}
+
+
+def label_list() -> QuerySet[Label]:
+    """The box classes, by name."""
+    return Label.objects.order_by("name")
 
 
 def photo_detail_queryset() -> QuerySet[Photo]:

@@ -18,15 +18,18 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, QueryDict
+from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
 from inspection import selectors
 from inspection.errors import DomainError
-from inspection.models import Asset, Box, Inspection, Photo, Role, Verdict
+from inspection.models import Asset, Inspection, Photo, Role, Verdict
 from inspection.roles import has_role, user_role
 from inspection.services.catalog import create_asset, create_inspection
+from inspection.services.history import photo_state
 
 GRID_PAGE_SIZE = 48
 
@@ -73,6 +76,13 @@ class PhotoFilterForm(forms.Form):
     verdict = forms.ChoiceField(choices=[("", "any"), *Verdict.choices], required=False)
     has_boxes = forms.ChoiceField(choices=YES_NO, required=False, label="Has boxes")
     has_suggestions = forms.ChoiceField(choices=YES_NO, required=False, label="Has suggestions")
+    labelled = forms.ChoiceField(choices=YES_NO, required=False, label="Labelled")
+    sort = forms.ChoiceField(
+        choices=list(selectors.PHOTO_SORTS.items()), required=False, label="Sort"
+    )
+
+    def sort_key(self) -> str:
+        return (self.cleaned_data.get("sort") if self.is_valid() else "") or "uploaded"
 
     def filters(self, inspection_id: int) -> selectors.PhotoFilters:
         data = self.cleaned_data if self.is_valid() else {}
@@ -86,6 +96,7 @@ class PhotoFilterForm(forms.Form):
             verdict=data.get("verdict") or None,
             has_boxes=flag("has_boxes"),
             has_suggestions=flag("has_suggestions"),
+            labelled=flag("labelled"),
         )
 
 
@@ -170,9 +181,11 @@ def inspection_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """The photo grid of an inspection, with filters and pages."""
     inspection = get_object_or_404(Inspection.objects.select_related("asset"), pk=pk)
     filter_form = PhotoFilterForm(request.GET or None)
-    photos = selectors.photo_list(filter_form.filters(inspection.pk))
-    page = Paginator(photos, GRID_PAGE_SIZE).get_page(request.GET.get("page"))
+    ids = selectors.photo_ids_in_order(filter_form.filters(inspection.pk), filter_form.sort_key())
+    page = Paginator(ids, GRID_PAGE_SIZE).get_page(request.GET.get("page"))
+    by_id = {p.pk: p for p in selectors.photo_list().filter(pk__in=list(page.object_list))}
     kept = {k: v for k, v in request.GET.items() if k != "page" and v}
+    back = {**kept, "page": page.number} if page.number > 1 else kept
     return render(
         request,
         "inspection_detail.html",
@@ -180,8 +193,11 @@ def inspection_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "inspection": inspection,
             "filter_form": filter_form,
             "page": page,
+            "photos": [by_id[i] for i in page.object_list if i in by_id],
             "query": urlencode(kept),
+            "photo_query": urlencode(back),
             "total": inspection.photos.count(),
+            "labelled": selectors.labelled_counts(inspection.pk),
             **_can(request),
         },
     )
@@ -195,25 +211,81 @@ def upload(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "upload.html", {"inspection": inspection, **_can(request)})
 
 
+def _neighbours(photo: Photo, query: QueryDict) -> dict[str, Any]:
+    """Previous, next and next unlabelled photo in the grid's filter and order.
+
+    A photo that left the filter (its verdict changed) keeps its place in the
+    unfiltered order, so A / D still go on from where the inspector was.
+    """
+    form = PhotoFilterForm(query or None)
+    sort = form.sort_key()
+    filtered = selectors.photo_ids_in_order(form.filters(photo.inspection_id), sort)
+    everything = selectors.photo_ids_in_order(
+        selectors.PhotoFilters(inspection_id=photo.inspection_id), sort
+    )
+    shown = set(filtered)
+    at = everything.index(photo.pk) if photo.pk in everything else 0
+    before = [i for i in everything[:at] if i in shown]
+    after = [i for i in everything[at + 1 :] if i in shown]
+    unlabelled = selectors.unlabelled_ids(photo.inspection_id)
+    later = [i for i in after + before if i in unlabelled]
+    kept = {k: v for k, v in query.items() if k != "page" and v}
+    suffix = f"?{urlencode(kept)}" if kept else ""
+
+    def url(pk: int | None) -> str | None:
+        return f"{reverse('photo-detail', args=[pk])}{suffix}" if pk else None
+
+    grid = reverse("inspection-detail", args=[photo.inspection_id])
+    return {
+        "prev": url(before[-1] if before else None),
+        "next": url(after[0] if after else None),
+        "next_unlabelled": url(later[0] if later else None),
+        "query": urlencode(kept),
+        "grid": f"{grid}?{urlencode(dict(query.items()))}" if query else grid,
+        "position": (len(before) + 1, len(filtered)) if photo.pk in shown else None,
+    }
+
+
+def _queue_next_url() -> str:
+    try:
+        return reverse("api:queue-next")
+    except NoReverseMatch:  # the queue API is not there yet: the editor says so
+        return "/api/v1/queue/next"
+
+
 @role_required(Role.INTEGRATION)
 @require_GET
 def photo_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """A photo with its boxes drawn (read-only), its near-duplicates and its history."""
+    """The box editor (read-only without the inspector role), near-duplicates and history."""
     photo = get_object_or_404(selectors.photo_detail_queryset(), pk=pk)
-    boxes = list(selectors.photo_boxes(photo))
-    for b in boxes:  # SVG rects take a size, VOC boxes give corners
-        b.w, b.h = b.xmax - b.xmin, b.ymax - b.ymin
+    nav = _neighbours(photo, request.GET)
+    can = _can(request)
+    editor = {
+        "photo": {"id": photo.pk, "width": photo.width, "height": photo.height, "name": str(photo)},
+        "state": photo_state(photo),
+        "verdict_by_person": photo.verdict_by_id is not None,
+        "can_label": can["can_label"],
+        "csrf": get_token(request),
+        "labels": [label.name for label in selectors.label_list()],
+        "urls": {
+            "boxes": reverse("api:photo-boxes", args=[photo.pk]),
+            "verdict": reverse("api:photo-verdict", args=[photo.pk]),
+            "image": reverse("photo-image", args=[photo.pk]),
+            "queue_next": _queue_next_url(),
+        },
+        "nav": nav,
+    }
     return render(
         request,
         "photo_detail.html",
         {
             "photo": photo,
-            "boxes": boxes,
-            "suggestions": [b for b in boxes if b.state == Box.State.SUGGESTED],
+            "editor": editor,
+            "nav": nav,
+            "labels": editor["labels"],
             "near_duplicates": selectors.near_duplicates(photo),
             "history": selectors.photo_history(photo)[:50],
-            "stroke": max(2, round(max(photo.width, photo.height) / 300)),
-            **_can(request),
+            **can,
         },
     )
 

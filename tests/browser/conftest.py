@@ -89,3 +89,11 @@ def login(page, username: str, password: str) -> None:
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(lambda url: not url.rstrip("/").endswith("/login"))
+
+
+def screenshot(page, name: str) -> None:
+    """Keep a full-page screenshot when BROWSER_SCREENSHOTS names a folder (to look at them)."""
+    folder = os.environ.get("BROWSER_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / f"{name}.png"))

@@ -125,17 +125,21 @@ def test_upload_duplicate_and_refused_then_grid_and_boxes(page, ines, hull, tmp_
     )
     page.locator("ul.grid a", has_text="bow.jpg").click()
     expect(page).to_have_url(re.compile(rf"/photos/{bow.pk}/$"))
-    rects = page.locator("figure.photo svg rect.box")
-    expect(rects).to_have_count(2)
-    expect(rects.first).to_have_attribute("x", "10")
-    expect(rects.first).to_have_attribute("width", "100")
-    expect(rects.first).to_be_visible()
-    box = rects.nth(1).bounding_box()
-    assert box is not None and box["width"] > 0 and box["height"] > 0
-    natural = page.evaluate(
-        "async () => { const i = new Image(); "
-        "i.src = document.querySelector('figure.photo svg image').getAttribute('href'); "
-        "await i.decode(); return i.naturalWidth; }"
+    expect(page.locator("#editor")).to_have_attribute("data-ready", "true")
+    rows = page.locator("#box-rows tr td.coords")
+    expect(rows).to_have_text(["10, 20, 110, 90", "150, 100, 300, 230"])
+    # The boxes are painted on the canvas over the image: a box's edge pixel is the box colour.
+    page.wait_for_function("document.querySelector('#editor').dataset.imageReady === 'true'")
+    edge = page.evaluate(
+        """() => {
+            const c = document.querySelector('#editor .stage canvas');
+            const v = window.rustwatchEditor.view, d = window.devicePixelRatio || 1;
+            const p = v.toScreen(60, 20);
+            const x = Math.round(p.x * d), y = Math.round(p.y * d);
+            return Array.from(c.getContext('2d').getImageData(x, y, 1, 1).data);
+        }"""
     )
+    assert edge[3] == 255 and edge[2] > 200 and edge[0] < 80, edge  # cyan, opaque
+    natural = page.evaluate("document.querySelector('#editor .stage img').naturalWidth")
     assert natural == 320  # the full image the rects are drawn over
     assert page.js_errors == []

@@ -119,7 +119,15 @@ def test_grid_shows_photos_and_filters(inspection, inspector):
     assert names("verdict=purple") == {"a-rusty.jpg", "b-clean.jpg", "c-model.jpg"}
 
 
-def test_photo_page_draws_boxes_history_and_near_duplicates(inspection, inspector):
+def editor_data(html: str) -> dict:
+    import json
+
+    return json.loads(
+        re.search(r'id="editor-data" type="application/json">(.*?)</script>', html).group(1)
+    )
+
+
+def test_photo_page_gives_the_editor_boxes_history_and_near_duplicates(inspection, inspector):
     from inspection.services.boxes import save_boxes
 
     photo = ingest(inspection, inspector, name="frame.jpg", seed=5, size=(200, 100))
@@ -132,15 +140,64 @@ def test_photo_page_draws_boxes_history_and_near_duplicates(inspection, inspecto
     )
     suggestion = add_suggestion(photo, xmin=100, ymin=5, xmax=150, ymax=50)
     html = signed_in(inspector).get(f"/photos/{photo.pk}/").content.decode()
-    assert 'viewBox="0 0 200 100"' in html
-    assert re.search(r'class="box human accepted"[^>]*x="10" y="20" width="50" height="70"', html)
-    assert re.search(
-        rf'class="box model suggested" data-box="{suggestion.pk}" x="100" y="5" width="50" '
-        r'height="45"',
-        html,
-    )
+    data = editor_data(html)
+    assert data["photo"] == {"id": photo.pk, "width": 200, "height": 100, "name": "frame.jpg"}
+    assert data["state"]["version"] == 2 and data["can_label"] is True
+    assert [(b["xmin"], b["ymax"], b["source"], b["state"]) for b in data["state"]["boxes"]] == [
+        (10, 90, "human", "accepted"),
+        (100, 50, "model", "suggested"),
+    ]
+    assert data["state"]["boxes"][1]["id"] == suggestion.pk
+    assert data["urls"]["boxes"] == f"/api/v1/photos/{photo.pk}/boxes/"
+    assert data["urls"]["image"] == f"/photos/{photo.pk}/image"
     assert f'href="/photos/{twin.pk}/"' in html
     assert "Boxes saved by ines" in html and "Upload by ines" in html
+    assert "js/editor/editor.js" in html and 'id="shortcuts-dialog"' in html
+
+
+def test_photo_page_is_read_only_without_the_inspector_role(photo, integration_user):
+    html = signed_in(integration_user).get(f"/photos/{photo.pk}/").content.decode()
+    assert editor_data(html)["can_label"] is False
+    assert re.search(r'id="btn-draw"[^>]*disabled', html)
+
+
+def test_grid_sorts_names_naturally_and_photo_links_keep_the_filter(inspection, inspector):
+    from inspection.services.photos import set_verdict
+
+    made = {
+        n: ingest(inspection, inspector, name=n, seed=i)
+        for i, n in enumerate(["img10.jpg", "img9.jpg", "IMG2.jpg", "img1.jpg"], start=1)
+    }
+    set_verdict(photo=made["img9.jpg"], verdict="rust", user=inspector, expected_version=1)
+    client = signed_in(inspector)
+    html = client.get(f"/inspections/{inspection.pk}/?sort=name").content.decode()
+    assert re.findall(r'class="name">([^<]+)<', html) == [
+        "img1.jpg",
+        "IMG2.jpg",
+        "img9.jpg",
+        "img10.jpg",
+    ]
+    assert f'href="/photos/{made["img1.jpg"].pk}/?sort=name"' in html
+    assert "1 labelled" in html and "3 unlabelled" in html
+    html = client.get(f"/inspections/{inspection.pk}/?sort=name&labelled=false").content.decode()
+    assert re.findall(r'class="name">([^<]+)<', html) == ["img1.jpg", "IMG2.jpg", "img10.jpg"]
+
+    # The photo page's previous / next follow that filter and order, and the way back keeps it.
+    nav = editor_data(
+        client.get(f"/photos/{made['IMG2.jpg'].pk}/?sort=name&labelled=false").content.decode()
+    )["nav"]
+    assert nav["prev"] == f"/photos/{made['img1.jpg'].pk}/?sort=name&labelled=false"
+    assert nav["next"] == f"/photos/{made['img10.jpg'].pk}/?sort=name&labelled=false"
+    assert nav["grid"] == f"/inspections/{inspection.pk}/?sort=name&labelled=false"
+    # img9 left the filter when it got a verdict: D still goes on from its place.
+    nav = editor_data(
+        client.get(f"/photos/{made['img9.jpg'].pk}/?sort=name&labelled=false").content.decode()
+    )["nav"]
+    assert nav["prev"].startswith(f"/photos/{made['IMG2.jpg'].pk}/")
+    assert nav["next"].startswith(f"/photos/{made['img10.jpg'].pk}/")
+    assert nav["next_unlabelled"].startswith(f"/photos/{made['img10.jpg'].pk}/")
+    # Unknown sort: newest first, no error.
+    assert client.get(f"/inspections/{inspection.pk}/?sort=purple").status_code == 200
 
 
 def test_supervisor_creates_asset_inspector_creates_inspection(supervisor, inspector):

@@ -1,0 +1,369 @@
+"""The box editor in a real Chromium: draw, save, keys, suggestions, conflicts, drafts.
+
+Few pages and one shared set of photos per test keep this under a minute: each
+test walks a whole inspector workflow rather than one click.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from inspection.models import Box, Photo
+from inspection.services.boxes import add_suggestions, voc_path
+from ml.voc import read_voc
+from tests.api.conftest import ingest
+from tests.browser.conftest import login, screenshot
+from tests.conftest import make_user
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def ines(seeded):
+    return make_user("ines", "inspector")
+
+
+@pytest.fixture
+def photos(seeded, ines) -> list[Photo]:
+    """Three photos of one inspection, named so that natural order differs from text order."""
+    from inspection.models import Asset, Inspection
+
+    asset = Asset.objects.create(name="Hull 7", kind="hull")
+    insp = Inspection.objects.create(asset=asset, name="2026 dry dock")
+    return [
+        ingest(insp, ines, name=name, seed=seed, size=(640, 480))
+        for name, seed in (("deck-10.jpg", 1), ("deck-2.jpg", 2), ("deck-9.jpg", 3))
+    ]
+
+
+def open_editor(page, photo: Photo, query: str = "") -> None:
+    page.goto(f"/photos/{photo.pk}/{query}")
+    page.wait_for_function("document.querySelector('#editor')?.dataset.ready === 'true'")
+    assert page.js_errors == []
+
+
+def to_screen(page, x: float, y: float) -> tuple[float, float]:
+    """Image pixels -> page coordinates, through the editor's own view."""
+    return page.evaluate(
+        """([x, y]) => {
+            const r = document.querySelector('#editor .stage').getBoundingClientRect();
+            const p = window.rustwatchEditor.view.toScreen(x, y);
+            return [r.left + p.x, r.top + p.y];
+        }""",
+        [x, y],
+    )
+
+
+def drag(page, a: tuple[float, float], b: tuple[float, float]) -> None:
+    page.mouse.move(*to_screen(page, *a))
+    page.mouse.down()
+    page.mouse.move(*to_screen(page, *b), steps=6)
+    page.mouse.up()
+
+
+def boxes(page) -> list[dict]:
+    """The editor's annotation boxes (not suggestions), as it would save them."""
+    return page.evaluate("window.rustwatchEditor.state.saveBody().boxes")
+
+
+def coords(page) -> list[tuple[int, int, int, int]]:
+    return [(b["xmin"], b["ymin"], b["xmax"], b["ymax"]) for b in boxes(page)]
+
+
+def test_draw_save_reload_and_the_xml_has_the_box(page, ines, photos, tmp_path):
+    photo = photos[0]
+    login(page, "ines", "pw-ines")
+    open_editor(page, photo)
+    page.keyboard.press("w")
+    drag(page, (100, 80), (300, 240))
+    assert coords(page) == [(100, 80, 300, 240)]
+    expect(page.locator("#editor")).to_have_attribute("data-dirty", "true")
+    expect(page.locator("#box-rows tr")).to_have_count(1)
+    page.keyboard.press("Control+s")
+    expect(page.locator("#editor-status")).to_contain_text("Saved")
+    expect(page.locator("#editor")).to_have_attribute("data-dirty", "false")
+    screenshot(page, "editor-drawn")
+
+    page.reload()
+    expect(page.locator("#editor")).to_have_attribute("data-ready", "true")
+    assert coords(page) == [(100, 80, 300, 240)]
+    expect(page.locator("#box-rows tr td.coords")).to_have_text("100, 80, 300, 240")
+    ann = read_voc(voc_path(Photo.objects.get(pk=photo.pk)))
+    assert [(b.xmin, b.ymin, b.xmax, b.ymax) for b in ann.boxes] == [(100, 80, 300, 240)]
+    # Drawing a rust box made the verdict rust: nobody had set one.
+    photo.refresh_from_db()
+    assert photo.verdict == "rust"
+    assert page.js_errors == []
+
+
+def editor(page, expr: str):
+    """Evaluate `expr` against the live editor (state, view)."""
+    return page.evaluate(f"(() => {{ const e = window.rustwatchEditor; return {expr}; }})()")
+
+
+def test_every_keyboard_shortcut(page, ines, photos):
+    from django.urls import NoReverseMatch, reverse
+
+    deck10, deck2, deck9 = photos
+    login(page, "ines", "pw-ines")
+    open_editor(page, deck9, "?sort=name")  # natural order: deck-2, deck-9, deck-10
+    expect(page.locator("h1")).to_contain_text("2 of 3")
+    stage = page.locator("#editor .stage")
+
+    page.keyboard.press("w")
+    expect(page.locator("#btn-draw")).to_have_attribute("aria-pressed", "true")
+    page.keyboard.press("Escape")
+    expect(page.locator("#btn-draw")).to_have_attribute("aria-pressed", "false")
+    page.keyboard.press("w")
+    drag(page, (100, 100), (200, 200))
+    assert coords(page) == [(100, 100, 200, 200)]
+    page.keyboard.press("Escape")
+    assert editor(page, "e.state.selected") is None
+    page.keyboard.press("Tab")  # the stage has the focus: Tab selects the box
+    assert editor(page, "e.state.selectedBox.xmin") == 100
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("Shift+ArrowDown")
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("ArrowUp")
+    page.keyboard.press("Shift+ArrowRight")
+    assert coords(page) == [(110, 109, 210, 209)]
+    page.keyboard.press("Control+d")
+    assert len(boxes(page)) == 2
+    page.keyboard.press("Delete")
+    assert coords(page) == [(110, 109, 210, 209)]
+    page.keyboard.press("Control+z")
+    assert len(boxes(page)) == 2
+    page.keyboard.press("Control+y")
+    assert len(boxes(page)) == 1
+    page.keyboard.press("Control+z")
+    page.keyboard.press("Control+Shift+z")
+    assert len(boxes(page)) == 1
+    page.keyboard.press("Tab")
+    page.keyboard.press("Backspace")
+    assert boxes(page) == []
+    page.keyboard.press("Control+z")
+    assert coords(page) == [(110, 109, 210, 209)]
+
+    page.keyboard.press(" ")
+    assert editor(page, "e.state.doc.verified") is True
+    expect(page.locator("#verified")).to_be_checked()
+    page.keyboard.press(" ")
+    assert editor(page, "e.state.doc.verified") is False
+    page.keyboard.press(" ")
+
+    fit = editor(page, "e.view.scale")
+    page.keyboard.press("+")
+    assert editor(page, "e.view.scale") == pytest.approx(fit * 1.25)
+    page.keyboard.press("-")
+    page.keyboard.press("-")
+    assert editor(page, "e.view.scale") < fit
+    page.keyboard.press("1")
+    assert editor(page, "e.view.scale") == 1
+    expect(page.locator("#zoom-level")).to_have_text("100 %")
+    page.keyboard.press("f")
+    assert editor(page, "e.view.scale") == pytest.approx(fit)
+    page.keyboard.press("1")
+    page.keyboard.press("0")
+    assert editor(page, "e.view.scale") == pytest.approx(fit)
+    # The box stays exactly on its pixels at every zoom (the canvas and the image share one view).
+    for key in ("+", "+", "+"):
+        page.keyboard.press(key)
+        left, top = to_screen(page, 0, 0)
+        img = page.locator("#editor .stage img").bounding_box()
+        assert (img["x"], img["y"]) == (pytest.approx(left, abs=0.01), pytest.approx(top, abs=0.01))
+    stage.hover()
+    page.mouse.wheel(0, 300)
+    assert editor(page, "e.view.scale") < fit * 1.25**3
+
+    page.keyboard.press("?")
+    expect(page.locator("#shortcuts-dialog")).to_be_visible()
+    expect(page.locator("#shortcuts-dialog")).to_contain_text("Next unlabelled photo")
+    page.keyboard.press("Escape")
+    expect(page.locator("#shortcuts-dialog")).to_be_hidden()
+
+    page.keyboard.press("Control+s")
+    expect(page.locator("#editor-status")).to_contain_text("Saved")
+    expect(page.locator("#editor")).to_have_attribute("data-verdict", "rust")
+    deck9.refresh_from_db()
+    assert deck9.verified and deck9.boxes.count() == 1 and deck9.verdict == "rust"
+    for key, verdict, shown in (
+        ("n", "norust", "norust"),
+        ("u", "unknown", "unsure"),
+        ("r", "rust", "rust"),
+    ):
+        page.keyboard.press(key)
+        expect(page.locator("#editor")).to_have_attribute("data-verdict", shown)
+        deck9.refresh_from_db()
+        assert deck9.verdict == verdict and deck9.verdict_by == ines
+    expect(page.locator("button[data-verdict=rust]")).to_have_attribute("aria-pressed", "true")
+    screenshot(page, "editor-shortcuts")
+
+    page.keyboard.press("q")
+    try:
+        reverse("api:queue-next")
+    except NoReverseMatch:
+        expect(page.locator("#editor-status")).to_contain_text("queue is not available")
+    else:
+        page.wait_for_function(
+            "document.querySelector('#editor-status').textContent.includes('queue')"
+            f" || !location.pathname.endsWith('/photos/{deck9.pk}/')"
+        )
+        open_editor(page, deck9, "?sort=name")
+
+    page.keyboard.press("a")
+    expect(page).to_have_url(re.compile(rf"/photos/{deck2.pk}/\?sort=name$"))
+    expect(page.locator("#editor")).to_have_attribute("data-ready", "true")
+    page.keyboard.press("d")
+    expect(page).to_have_url(re.compile(rf"/photos/{deck9.pk}/\?sort=name$"))
+    expect(page.locator("#editor")).to_have_attribute("data-ready", "true")
+    page.keyboard.press("d")
+    expect(page).to_have_url(re.compile(rf"/photos/{deck10.pk}/\?sort=name$"))
+    expect(page.locator("#editor")).to_have_attribute("data-ready", "true")
+    page.keyboard.press("Shift+d")  # deck-9 is labelled now: wraps round to deck-2
+    expect(page).to_have_url(re.compile(rf"/photos/{deck2.pk}/\?sort=name$"))
+    expect(page.locator("#editor")).to_have_attribute("data-ready", "true")
+    page.locator("#back-to-grid").click()
+    expect(page).to_have_url(re.compile(r"/inspections/\d+/\?sort=name$"))
+    expect(page.locator("ul.grid .name")).to_have_text(["deck-2.jpg", "deck-9.jpg", "deck-10.jpg"])
+    assert page.js_errors == []
+
+
+def test_accept_edit_and_reject_suggestions(page, ines, photos):
+    photo = photos[0]
+    add_suggestions(
+        photo=photo,
+        boxes=[
+            {"xmin": 10, "ymin": 10, "xmax": 110, "ymax": 90, "score": 0.9},
+            {"xmin": 200, "ymin": 10, "xmax": 300, "ymax": 90, "score": 0.6},
+            {"xmin": 10, "ymin": 200, "xmax": 110, "ymax": 290, "score": 0.5},
+            {"xmin": 400, "ymin": 300, "xmax": 500, "ymax": 400, "score": 0.2},
+        ],
+        model_version="det-7",
+    )
+    by_score = {b.score: b for b in Box.objects.filter(photo=photo)}
+    login(page, "ines", "pw-ines")
+    open_editor(page, photo)
+    expect(page.locator("#suggestion-count")).to_have_text("4 open, 1 below 0.30 hidden")
+    expect(page.locator("#box-rows tr.suggested")).to_have_count(3)
+    screenshot(page, "editor-suggestions")
+
+    page.keyboard.press("Enter")  # picks the best one
+    assert editor(page, "e.state.selectedBox.score") == 0.9
+    page.keyboard.press("Enter")  # accepts it, the next best is selected
+    assert editor(page, "e.state.selectedBox.score") == 0.6
+    page.keyboard.press("x")
+    assert editor(page, "e.state.selectedBox.score") == 0.5
+    page.keyboard.press("Shift+Enter")  # all shown: the 0.5 one
+    expect(page.locator("#suggestion-count")).to_have_text("1 open, 1 below 0.30 hidden")
+    page.locator("#score-threshold").fill("0.1")
+    expect(page.locator("#box-rows tr.suggested")).to_have_count(1)
+    drag(page, (450, 350), (470, 360))  # moving a suggestion edits it: now an annotation
+    expect(page.locator("#suggestion-count")).to_have_text("none open")
+    page.keyboard.press("Control+s")
+    expect(page.locator("#editor-status")).to_contain_text("Saved")
+
+    states = {b.score: (b.state, b.xmin, b.ymin) for b in Box.objects.filter(photo=photo)}
+    assert states == {
+        0.9: ("accepted", 10, 10),
+        0.6: ("rejected", 200, 10),
+        0.5: ("accepted", 10, 200),
+        0.2: ("accepted", 420, 310),
+    }
+    assert by_score[0.6].pk in {b.pk for b in Box.objects.filter(state="rejected")}
+    ann = read_voc(voc_path(Photo.objects.get(pk=photo.pk)))
+    assert sorted((b.xmin, b.ymin) for b in ann.boxes) == [(10, 10), (10, 200), (420, 310)]
+    assert page.js_errors == []
+
+
+def test_two_pages_on_one_photo_show_the_conflict_and_lose_nothing(
+    browser, live_server, ines, photos
+):
+    photo = photos[1]
+    make_user("ivan", "inspector")
+    pages = []
+    for who in ("ines", "ivan"):
+        ctx = browser.new_context(base_url=live_server.url)
+        ctx.set_default_timeout(15_000)
+        pg = ctx.new_page()
+        pg.js_errors = []
+        pg.on("pageerror", lambda exc, pg=pg: pg.js_errors.append(str(exc)))
+        login(pg, who, f"pw-{who}")
+        open_editor(pg, photo)
+        pages.append(pg)
+    first, second = pages
+    try:
+        first.keyboard.press("w")
+        drag(first, (20, 20), (120, 120))
+        first.keyboard.press("Control+s")
+        expect(first.locator("#editor-status")).to_contain_text("Saved")
+
+        second.keyboard.press("w")
+        drag(second, (300, 300), (400, 400))
+        second.keyboard.press("Control+s")
+        notice = second.locator("#editor-notice")
+        expect(notice).to_contain_text("Someone else saved this photo")
+        expect(notice).to_contain_text("now version 3, 1 box, verdict rust")  # box + verdict
+        assert editor(second, "e.state.dirty") is True
+        assert coords(second) == [(300, 300, 400, 400)]
+        # Theirs is drawn beside mine; nothing of ines's was overwritten.
+        assert second.evaluate("localStorage.length") == 1
+        screenshot(second, "editor-conflict")
+        assert [(b.xmin, b.ymin) for b in Box.objects.filter(photo=photo)] == [(20, 20)]
+
+        second.locator("#conflict-keep-mine").click()  # explicit: save over theirs
+        expect(second.locator("#editor-status")).to_contain_text("Saved")
+        assert [(b.xmin, b.ymin) for b in Box.objects.filter(photo=photo)] == [(300, 300)]
+
+        first.locator("#editor .stage").focus()
+        first.keyboard.press("Tab")
+        first.keyboard.press("ArrowRight")
+        first.keyboard.press("Control+s")
+        expect(first.locator("#editor-notice")).to_contain_text("Someone else saved")
+        first.locator("#conflict-use-theirs").click()
+        assert coords(first) == [(300, 300, 400, 400)]
+        assert editor(first, "e.state.dirty") is False
+        assert first.evaluate("localStorage.length") == 0
+        assert Photo.objects.get(pk=photo.pk).events.filter(action="boxes").count() == 2
+        assert first.js_errors == [] and second.js_errors == []
+    finally:
+        for pg in pages:
+            pg.context.close()
+
+
+def test_unsaved_work_survives_a_reload_and_leaving_warns(page, ines, photos):
+    photo = photos[2]
+    login(page, "ines", "pw-ines")
+    open_editor(page, photo)
+    page.keyboard.press("w")
+    drag(page, (50, 60), (150, 160))
+    dialogs: list[str] = []
+
+    def answer(dialog):
+        dialogs.append(dialog.type)
+        (dialog.dismiss if len(dialogs) == 1 else dialog.accept)()
+
+    page.on("dialog", answer)
+    page.locator("#back-to-grid").click()  # the leave-page warning: dismissed, we stay
+    page.wait_for_timeout(300)
+    assert dialogs == ["beforeunload"]
+    assert re.search(rf"/photos/{photo.pk}/$", page.url)
+    page.reload()  # accepted: the page reloads, the draft is offered back
+    assert dialogs == ["beforeunload", "beforeunload"]
+    page.wait_for_function("document.querySelector('#editor')?.dataset.ready === 'true'")
+    assert boxes(page) == []
+    expect(page.locator("#editor-notice")).to_contain_text("You have unsaved changes")
+    screenshot(page, "editor-draft")
+    page.locator("#draft-restore").click()
+    assert coords(page) == [(50, 60, 150, 160)]
+    assert editor(page, "e.state.dirty") is True
+    page.keyboard.press("Control+s")
+    expect(page.locator("#editor-status")).to_contain_text("Saved")
+    assert Box.objects.filter(photo=photo).count() == 1
+    assert page.evaluate("localStorage.length") == 0
+    page.reload()  # nothing unsaved: no warning, no draft
+    page.wait_for_function("document.querySelector('#editor')?.dataset.ready === 'true'")
+    assert dialogs == ["beforeunload", "beforeunload"]
+    expect(page.locator("#editor-notice")).to_be_hidden()
