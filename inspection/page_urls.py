@@ -5,7 +5,7 @@ there is no open media URL.
 """
 
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from inspection import views
 
@@ -20,4 +20,5 @@ urlpatterns = [
     path("photos/<int:pk>/", views.photo_detail, name="photo-detail"),
     path("photos/<int:pk>/image", views.photo_image, name="photo-image"),
     path("photos/<int:pk>/thumbnail", views.photo_thumbnail, name="photo-thumbnail"),
+    path("", include("inspection.supervisor_urls")),
 ]
