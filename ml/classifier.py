@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ml.config import config_from_dict
 from ml.embeddings import Embedder, EmbeddingCache, embed_photos
 from ml.images import view_names
 from ml.voc import write_atomic
@@ -71,8 +72,8 @@ class ClassifierConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> ClassifierConfig:
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
+        """Inverse of `dataclasses.asdict`; unknown keys are an error (ml.config)."""
+        return config_from_dict(cls, data, "classifier config")
 
     @property
     def train_views(self) -> list[str]:

@@ -65,11 +65,31 @@ def test_train_save_load_gives_identical_predictions(
 
 
 def test_saved_head_matches_the_in_memory_model(tiny_voc, keras_home, tiny_config, tmp_path):
+    """keras-hub's round trip for both saved networks: `keras.saving.load_model` of each file
+    alone predicts what the in-memory model does, and so does the loaded classifier."""
+    import keras
+
     clf = RustClassifier(tiny_config).fit(tiny_voc.labelled())
     paths = [p.path for p in tiny_voc.photos[:5]]
     before = clf.predict(paths)
     clf.save(tmp_path / "c")
     np.testing.assert_array_equal(RustClassifier.load(tmp_path / "c").predict(paths), before)
+    rng = np.random.default_rng(0)
+    for name, model, shape in (
+        ("classifier_backbone.keras", clf.embedder(48).base, (3, 48, 48, 3)),
+        ("classifier_head.keras", clf._head_model, (3, clf.head.coef.shape[0])),
+    ):
+        loaded = keras.saving.load_model(tmp_path / "c" / name)
+        x = rng.uniform(-1, 1, shape).astype("float32")
+        np.testing.assert_allclose(loaded(x), model(x), atol=1e-6)
+
+
+def test_config_from_dict_refuses_unknown_keys(tiny_config):
+    from dataclasses import asdict
+
+    assert ClassifierConfig.from_dict(asdict(tiny_config)) == tiny_config
+    with pytest.raises(ValueError, match=r"unknown classifier config keys: image_size \(known: "):
+        ClassifierConfig.from_dict({**asdict(tiny_config), "image_size": 224})
 
 
 def test_embedding_cache_is_used_and_keyed_by_weights(
