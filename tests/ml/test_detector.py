@@ -77,12 +77,30 @@ def trained(samples, keras_home) -> RustDetector:
     return train_detector(samples, cfg, weights=imagenet_file(keras_home), progress=False)
 
 
-def test_config_round_trips_through_json_and_rejects_typos():
-    cfg = tiny_config(aspect_ratios=(1.0, 2.0))
+@pytest.fixture(scope="module")
+def trained_map(samples, keras_home) -> RustDetector:
+    """A tiny score-map detector (frozen ImageNet backbone), enough epochs to find the patch."""
+    cfg = tiny_config(family="scoremap", epochs=12, learning_rate=3e-3, warmup_epochs=0)
+    return train_detector(samples, cfg, weights=imagenet_file(keras_home), progress=False)
+
+
+@pytest.mark.parametrize("family", ["retinanet", "scoremap"])
+def test_config_round_trips_through_json_and_rejects_typos(family):
+    cfg = tiny_config(family=family, aspect_ratios=(1.0, 2.0), box_thresholds=(0.4,))
     again = DetectorConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
     assert again == cfg
-    with pytest.raises(ValueError, match="unknown detector config keys: imgsize"):
+    with pytest.raises(ValueError, match=r"unknown detector config keys: imgsize \(known: "):
         DetectorConfig.from_dict({"imgsize": 3})
+    with pytest.raises(ValueError, match="unknown detector family 'yolo'"):
+        DetectorConfig(family="yolo")
+
+
+def test_family_defaults_fill_what_the_config_leaves_open():
+    assert (DetectorConfig().train_backbone, DetectorConfig().epochs) == (True, 60)
+    cfg = DetectorConfig(family="scoremap")
+    assert (cfg.train_backbone, cfg.epochs) == (False, 30)
+    assert DetectorConfig(family="scoremap", train_backbone=True, epochs=3).train_backbone
+    assert DetectorConfig(family="scoremap", image_size=224).image_size == 224  # needs 32 only
     with pytest.raises(ValueError, match="multiple of 128"):
         DetectorConfig(image_size=200)
     with pytest.raises(ValueError, match="unknown backbone"):
@@ -174,6 +192,7 @@ def test_save_and_load_give_identical_predictions(trained, samples, tmp_path):
     assert (tmp_path / "art" / "detector.keras").is_file()
     meta = json.loads((tmp_path / "art" / "detector.json").read_text())
     assert meta["config"]["backbone"] == "mobilenet_025"
+    assert meta["config"]["family"] == "retinanet"
     assert meta["info"]["train_photos"] == len(samples)
     loaded = RustDetector.load(tmp_path / "art")
     assert loaded.config == trained.config
@@ -181,6 +200,48 @@ def test_save_and_load_give_identical_predictions(trained, samples, tmp_path):
     for (b1, s1), (b2, s2) in zip(trained.predict(paths), loaded.predict(paths), strict=True):
         np.testing.assert_array_equal(b1, b2)
         np.testing.assert_array_equal(s1, s2)
+
+
+@pytest.mark.parametrize("family", ["retinanet", "scoremap"])
+def test_keras_load_model_of_the_artifact_gives_the_same_numbers(
+    family, trained, trained_map, tmp_path
+):
+    """keras-hub's round trip: `keras.saving.load_model` of the saved file alone rebuilds the
+    network (SlimRetinaNet through its get_config/from_config) and predicts the same outputs."""
+    import keras
+
+    from ml.detector import register_custom_objects
+
+    det = trained if family == "retinanet" else trained_map
+    det.save(tmp_path / family)
+    register_custom_objects()
+    model = keras.saving.load_model(tmp_path / family / "detector.keras", compile=False)
+    assert type(model).__name__ == type(det.model).__name__
+    as_json = lambda m: json.loads(json.dumps(m.get_config()))  # noqa: E731 (tuples -> lists)
+    assert as_json(model) == as_json(det.model)
+    x = np.random.default_rng(5).uniform(-1, 1, (2, 64, 64, 3)).astype("float32")
+    before, after = det.model(x, training=False), model(x, training=False)
+    if family == "retinanet":
+        assert before.keys() == after.keys() == {"bbox_regression", "cls_logits"}
+        for key in before:
+            np.testing.assert_allclose(np.asarray(after[key]), np.asarray(before[key]), atol=1e-6)
+    else:
+        assert np.asarray(after).shape == (2, 8, 8, 1)
+        np.testing.assert_allclose(np.asarray(after), np.asarray(before), atol=1e-6)
+
+
+def test_a_damaged_artifact_is_a_clear_error(trained, tmp_path):
+    trained.save(tmp_path / "art")
+    meta = json.loads((tmp_path / "art" / "detector.json").read_text())
+    meta["config"]["anchor_sise"] = 3
+    (tmp_path / "art" / "detector.json").write_text(json.dumps(meta))
+    with pytest.raises(DetectorInputError, match="unknown detector config keys: anchor_sise"):
+        RustDetector.load(tmp_path / "art")
+    del meta["config"]["anchor_sise"]
+    (tmp_path / "art" / "detector.json").write_text(json.dumps(meta))
+    (tmp_path / "art" / "detector.keras").write_bytes(b"not a zip")
+    with pytest.raises(DetectorInputError, match=r"detector\.keras: cannot load"):
+        RustDetector.load(tmp_path / "art")
 
 
 def test_training_keeps_batchnorm_frozen_and_trains_the_backbone(trained, keras_home):
@@ -267,7 +328,7 @@ def test_fast_predict_matches_keras_hub_decoding(keras_home):
     model = build_model(cfg, weights=imagenet_file(keras_home))
     spread_heads(model)
     detector = RustDetector(model, cfg)
-    fn = detector._predict_fn(0.01)
+    fn = detector._predict_fn(0.01).graph_fn
     x = tf.random.stateless_uniform((2, 64, 64, 3), seed=(1, 2), minval=-1.0, maxval=1.0)
     boxes, scores = fn(x)
     # the library's own decoding, traced too (keras-hub's NMS gives slightly different
@@ -292,7 +353,7 @@ def test_flip_tta_pools_both_views_and_is_mirror_symmetric(keras_home):
     detector = RustDetector(model, cfg)
     x = tf.random.stateless_uniform((1, 64, 64, 3), seed=(3, 4), minval=-1.0, maxval=1.0)
     pair = tf.concat([x, tf.reverse(x, axis=[2])], axis=0)
-    boxes, scores = (t.numpy() for t in detector._predict_fn(0.01)(pair))
+    boxes, scores = (t.numpy() for t in detector._predict_fn(0.01).graph_fn(pair))
     valid = scores[0] > 0
     assert valid.sum() > 10
     np.testing.assert_allclose(scores[1], scores[0], atol=1e-5)
@@ -302,7 +363,7 @@ def test_flip_tta_pools_both_views_and_is_mirror_symmetric(keras_home):
     np.testing.assert_allclose(mirrored[valid], boxes[0][valid], atol=1e-3)
 
     detector.config.tta_flip = False  # the predict function is rebuilt for the new setting
-    plain_scores = detector._predict_fn(0.01)(pair)[1].numpy()
+    plain_scores = detector._predict_fn(0.01).graph_fn(pair)[1].numpy()
     assert plain_scores[0].max() <= scores[0].max() + 1e-6
     assert not np.allclose(plain_scores[1], plain_scores[0], atol=1e-5)
 
@@ -321,3 +382,31 @@ def test_force_match_gives_every_box_an_anchor(force_match, positives):
     labels = np.array([[0, -1], [0, 0]], np.float32)
     _, classes = model.label_encoder(images, boxes, labels)
     assert np.sum(np.asarray(classes) > -1, axis=1).tolist() == [positives, positives]
+
+
+def _iou(a, b) -> float:
+    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
+    x1, y1 = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+    area = lambda r: (r[2] - r[0]) * (r[3] - r[1])  # noqa: E731
+    return inter / (area(a) + area(b) - inter)
+
+
+def test_score_map_finds_the_rust_patch_and_gives_a_heat_map(trained_map, samples, tmp_path):
+    """Held-out photo: the best box sits on the rust rectangle, and the heat map is hotter
+    over it than over the paint."""
+    held = photo(tmp_path / "held.jpg", (140, 100), (70, 20, 120, 70))
+    (boxes, scores), *_ = out = trained_map.predict([held.image_path, samples[0].image_path])
+    assert len(out) == 2 and len(scores) > 0
+    assert _iou(boxes[0], held.boxes[0]) > 0.3
+    heat = out[0].heatmap
+    # 64 px canvas, 8 px cells; the 140x100 photo covers 8 x 6 cells of it
+    assert heat.shape == (6, 8) and heat.dtype == np.float32
+    scale = 8 * 140 / 64  # photo pixels per cell
+    ys, xs = np.mgrid[: heat.shape[0], : heat.shape[1]]
+    cx, cy = (xs + 0.5) * scale, (ys + 0.5) * scale
+    inside = (cx > 70) & (cx < 120) & (cy > 20) & (cy < 70)
+    assert heat[inside].mean() > heat[~inside].mean() + 0.2
+    assert trained_map.info["family"] == "scoremap"
+    # RetinaNet has no heat map; its result unpacks the same way
+    assert trained_map.predict([held.image_path])[0].heatmap is not None

@@ -1,0 +1,97 @@
+"""The score-map family's own parts: cell targets from boxes and masks, masks moving with
+the augmentation, boxes from a map's connected components. No training here (the trained
+tiny score map is in test_detector.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ml.detector import DetectorConfig, DetSample, augment_sample, make_dataset
+from ml.detector.scoremap import boxes_from_map
+
+
+def cfg(**kw) -> DetectorConfig:
+    base = dict(
+        family="scoremap", backbone="mobilenet_025", image_size=64, batch_size=2, map_width=8
+    )
+    return DetectorConfig(**{**base, **kw})
+
+
+@pytest.fixture
+def boxed_and_masked(tmp_path) -> list[DetSample]:
+    """A 128x64 photo with a box (left) and the same photo with a mask (right) instead."""
+    img = np.full((64, 128, 3), 200, np.uint8)
+    Image.fromarray(img).save(tmp_path / "a.jpg")
+    mask = np.zeros((64, 128), np.uint8)
+    mask[16:48, 96:128] = 2  # any non-zero value is rust (corrosion-vt stores states 1..3)
+    Image.fromarray(mask).save(tmp_path / "a.png")
+    box = np.array([[0, 0, 32, 32]], np.float32)
+    image = tmp_path / "a.jpg"
+    return [DetSample(image, box), DetSample(image, box, tmp_path / "a.png")]
+
+
+def test_targets_come_from_boxes_or_from_the_mask(boxed_and_masked):
+    """Unaugmented, the 128 px wide photo fills the 64 px canvas at half scale: 8 px cells."""
+    ((x, y),) = make_dataset(boxed_and_masked, cfg(), training=False).take(1)
+    y = np.asarray(y)
+    assert x.shape == (2, 64, 64, 3) and y.shape == (2, 8, 8, 2)
+    box_target, mask_target = y[0, ..., 0], y[1, ..., 0]
+    expected_box = np.zeros((8, 8))
+    expected_box[:2, :2] = 1  # the box covers 16x16 canvas px: 2x2 cells
+    np.testing.assert_array_equal(box_target, expected_box)
+    expected_mask = np.zeros((8, 8))
+    expected_mask[1:3, 6:8] = 1  # the mask, not the box, of the second sample
+    # (the antialiased letterbox resize softens the mask's edge a little)
+    np.testing.assert_allclose(mask_target, expected_mask, atol=0.05)
+    assert np.all(y[..., 1] == 1)  # nothing ignored
+
+
+def test_mask_moves_with_the_pixels_under_augmentation():
+    import tensorflow as tf
+
+    tf.random.set_seed(7)
+    img = np.full((60, 90, 3), 200, np.uint8)
+    img[10:40, 50:80] = (150, 60, 20)
+    mask = np.zeros((60, 90), np.uint8)
+    mask[10:40, 50:80] = 1
+    config = cfg(image_size=96, color=0.0, crop_prob=0.8)
+    for _ in range(10):
+        out = augment_sample(img, np.zeros((0, 4)), config, True, mask)
+        canvas, _, _, m = (np.asarray(t) for t in out)
+        assert canvas.shape == (96, 96, 3) and m.shape == (96, 96)
+        rusty = np.abs(canvas - np.array([150, 60, 20])).max(axis=-1) < 20
+        on = m > 0.9
+        if on.sum() > 20:
+            assert rusty[on].mean() > 0.95
+        assert not rusty[m < 0.1].any() or rusty[m < 0.1].mean() < 0.02
+
+
+def test_boxes_come_from_regions_at_each_threshold():
+    config = cfg(box_thresholds=(0.3, 0.7), min_region=0.01)
+    prob = np.zeros((20, 30), np.float32)
+    prob[2:8, 3:10] = 0.5  # a faint region
+    prob[4:6, 5:8] = 0.9  # with a hot core: found again, nested, at 0.7
+    prob[12:18, 20:28] = 0.8  # a hot region
+    prob[0, 29] = 0.95  # a speck below min_region
+    boxes, scores = boxes_from_map(prob, config)
+    found = {tuple(b): float(s) for b, s in zip(boxes.astype(int).tolist(), scores, strict=True)}
+    assert set(found) == {(3, 2, 10, 8), (5, 4, 8, 6), (20, 12, 28, 18)}
+    assert found[(5, 4, 8, 6)] == pytest.approx(0.9)
+    assert found[(20, 12, 28, 18)] == pytest.approx(0.8)
+    assert list(scores) == sorted(scores, reverse=True)
+    up, _ = boxes_from_map(prob, config, upsample=4)
+    assert len(up) == 3 and up.max() <= 120
+    assert len(boxes_from_map(np.zeros((8, 8)), config)[0]) == 0
+
+
+def test_keras_hub_internals_are_behind_the_version_pin(monkeypatch):
+    import keras_hub
+
+    from ml.detector import hub
+
+    hub.check_keras_hub()  # the pinned version passes
+    monkeypatch.setattr(keras_hub, "__version__", "0.40.1")
+    with pytest.raises(ImportError, match=r"checked against 0\.32\.x; keras-hub 0\.40\.1"):
+        hub.check_keras_hub()
