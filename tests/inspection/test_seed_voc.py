@@ -120,9 +120,16 @@ def test_detection_import_export_reimport_round_trip(seed_dir, tmp_path):
     with zipfile.ZipFile(out) as zf:
         names = set(zf.namelist())
         zf.extractall(unpacked)
-    assert {n.split("/")[0] for n in names} == {"JPEGImages", "Annotations", "ImageSets"}
-    trainval = (unpacked / "ImageSets/Main/trainval.txt").read_text().split()
-    assert len(trainval) == 45
+    # CVAT's "Pascal VOC 1.1" layout.
+    assert {n.split("/")[0] for n in names} == {
+        "JPEGImages",
+        "Annotations",
+        "ImageSets",
+        "labelmap.txt",
+    }
+    listed = (unpacked / "ImageSets/Main/default.txt").read_text().split()
+    assert len(listed) == 45
+    assert "rust:232,89,12::" in (unpacked / "labelmap.txt").read_text().splitlines()
     xmls = sorted((unpacked / "Annotations").glob("*.xml"))
     assert len(xmls) == 45
     total = 0

@@ -245,11 +245,12 @@ def test_export_scopes_and_only_human_and_accepted_boxes(tmp_path, inspection, a
                 f"JPEGImages/same-{p2.pk}.jpg",
                 "Annotations/same.xml",
                 f"Annotations/same-{p2.pk}.xml",
-                "ImageSets/Main/trainval.txt",
-                "ImageSets/Main/rust_trainval.txt",
+                "ImageSets/Main/default.txt",
+                "ImageSets/Main/rust_default.txt",
+                "labelmap.txt",
             ]
         )
-        classes = zf.read("ImageSets/Main/rust_trainval.txt").decode().split("\n")
+        classes = zf.read("ImageSets/Main/rust_default.txt").decode().split("\n")
         assert classes[:2] == ["same 1", f"same-{p2.pk} -1"]
         (tmp_path / "same.xml").write_bytes(zf.read("Annotations/same.xml"))
     ann = read_voc(tmp_path / "same.xml")
