@@ -1,9 +1,10 @@
-"""Pascal VOC import and export: /api/v1/import/ and /api/v1/export/.
+"""Dataset import and export: /api/v1/import/ and /api/v1/export/.
 
 Inspectors import a zip into an inspection; supervisors export a zip of an
-inspection, an asset or everything. Options are fields of the input
-serializers (`ImportInputSerializer`, `ExportQuerySerializer`): add one there
-and pass it to the service; the schema follows.
+inspection, an asset or everything; `format` is voc (default), coco or yolo.
+Options are fields of the input serializers (`ImportInputSerializer`,
+`ExportQuerySerializer`): add one there and pass it to the service; the schema
+follows.
 """
 
 from __future__ import annotations
@@ -30,13 +31,20 @@ from inspection.api.permissions import IsInspector, IsSupervisor
 from inspection.api.schema import errors
 from inspection.errors import TooLarge
 from inspection.models import Asset, Inspection
-from inspection.services.voc_io import export_voc, import_voc
+from inspection.services.dataset_io import FORMATS, export_dataset, import_dataset
 
 # --- Serializers -------------------------------------------------------------
 
 
+FORMAT_HELP = (
+    "`voc`: Pascal VOC (labelImg folders, CVAT's Pascal VOC 1.1); `coco`: COCO JSON; "
+    "`yolo`: Ultralytics YOLO (images/, labels/, data.yaml)."
+)
+
+
 class ImportInputSerializer(InputSerializer):
-    file = serializers.FileField(help_text="A zip of images + labelImg XML (class folders ok).")
+    file = serializers.FileField(help_text="A zip of images and their annotations.")
+    format = serializers.ChoiceField(choices=FORMATS, default="voc", help_text=FORMAT_HELP)
     inspection = serializers.IntegerField(
         max_value=MAX_ID, required=False, min_value=1, help_text="Import into this inspection"
     )
@@ -58,8 +66,9 @@ class ImportInputSerializer(InputSerializer):
 
 
 class ImportReportSerializer(serializers.Serializer):
-    """What an import did (services.voc_io.ImportReport)."""
+    """What an import did (services.dataset_io.ImportReport)."""
 
+    format = serializers.ChoiceField(choices=FORMATS)
     photos_created = serializers.IntegerField()
     duplicates = serializers.IntegerField()
     near_duplicates = serializers.IntegerField()
@@ -78,6 +87,7 @@ class ExportQuerySerializer(serializers.Serializer):
 
     inspection = serializers.IntegerField(max_value=MAX_ID, required=False, min_value=1)
     asset = serializers.IntegerField(max_value=MAX_ID, required=False, min_value=1)
+    format = serializers.ChoiceField(choices=FORMATS, default="voc", help_text=FORMAT_HELP)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if "inspection" in attrs and "asset" in attrs:
@@ -93,12 +103,15 @@ class ImportView(APIView):
     parser_classes = [MultiPartParser, FormParser]
 
     @extend_schema(
-        summary="Import a Pascal VOC zip",
+        summary="Import a zip of annotated photos (VOC, COCO or YOLO)",
         description=(
-            "Inspectors. A zip of images with labelImg XML beside them (same stem); "
-            "folders named `rust/` and `norust/` give verdicts. Into `inspection` (id), "
-            "or `inspection_name` (created under an asset of the same name if new). "
-            "Unsafe zips (`..`, absolute paths, links, absurd sizes) are refused (400)."
+            "Inspectors. `format=voc` (default): images with labelImg XML beside them "
+            "(same stem) or a VOC tree / CVAT Pascal VOC 1.1 zip; folders named `rust/` and "
+            "`norust/` give verdicts. `coco`: a COCO JSON with its images; `yolo`: "
+            "images/, labels/ and data.yaml. Into `inspection` (id), or `inspection_name` "
+            "(created under an asset of the same name if new; a new asset only for "
+            "supervisors, 403 otherwise). Unsafe zips (`..`, absolute paths, links, absurd "
+            "sizes) are refused (400)."
         ),
         request={"multipart/form-data": ImportInputSerializer},
         responses={201: ImportReportSerializer, **errors(404, 413)},
@@ -118,8 +131,9 @@ class ImportView(APIView):
             if inspection is None:
                 raise NotFound(f"No inspection with id {data['inspection']}.")
         upload.seek(0)
-        report = import_voc(
+        report = import_dataset(
             upload,
+            format=data["format"],
             inspection=inspection,
             inspection_name=data.get("inspection_name"),
             asset_name=data.get("asset_name"),
@@ -135,10 +149,13 @@ class ExportView(APIView):
         return super().perform_content_negotiation(request, force=True)
 
     @extend_schema(
-        summary="Export a Pascal VOC zip",
+        summary="Export a zip of annotated photos (VOC, COCO or YOLO)",
         description=(
-            "Supervisors. JPEGImages/, Annotations/ (labelImg XML), ImageSets/Main/ of "
-            "one inspection, one asset, or everything (no parameter)."
+            "Supervisors. One inspection, one asset, or everything (no parameter), with the "
+            "human and accepted boxes. `format=voc` (default): CVAT's Pascal VOC 1.1 layout "
+            "(JPEGImages/, Annotations/, ImageSets/Main/, labelmap.txt); `coco`: "
+            "annotations/instances_default.json + images/default/; `yolo`: images/, "
+            "labels/, data.yaml."
         ),
         parameters=[ExportQuerySerializer],
         responses={(200, "application/zip"): OpenApiTypes.BINARY, **errors(404)},
@@ -156,10 +173,11 @@ class ExportView(APIView):
             stem = "all"
         out = tempfile.TemporaryFile(suffix=".zip")  # deleted when the response closes it
         try:
-            export_voc(out, inspection=inspection, asset=asset)
+            export_dataset(out, format=query["format"], inspection=inspection, asset=asset)
             out.seek(0)
         except BaseException:
             out.close()
             raise
-        name = f"rustwatch-{slugify(stem) or 'export'}-{timezone.now():%Y%m%d-%H%M%S}.zip"
+        when = f"{timezone.now():%Y%m%d-%H%M%S}"
+        name = f"rustwatch-{slugify(stem) or 'export'}-{query['format']}-{when}.zip"
         return FileResponse(out, as_attachment=True, filename=name, content_type="application/zip")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 
 import pytest
@@ -191,3 +192,40 @@ def test_inspector_import_naming_a_missing_asset_is_refused_and_writes_nothing(
     )
     assert r.status_code == 201, r.content
     assert Asset.objects.get().name == "Pier 4" and Inspection.objects.count() == 2
+
+
+def test_import_and_export_take_a_format(client_for, supervisor, inspection):
+    sam = client_for(supervisor)
+    r = sam.post(
+        "/api/v1/import/",
+        {"file": SimpleUploadedFile("v.zip", labelimg_zip(2)), "inspection": inspection.pk},
+        format="multipart",
+    )
+    assert r.status_code == 201 and r.json()["format"] == "voc"
+    r = sam.get(f"/api/v1/export/?inspection={inspection.pk}&format=coco")
+    assert r.status_code == 200 and "-coco-" in r["Content-Disposition"]
+    coco_zip = b"".join(r.streaming_content)
+    doc = json.loads(
+        zipfile.ZipFile(io.BytesIO(coco_zip)).read("annotations/instances_default.json")
+    )
+    assert len(doc["images"]) == 2 and len(doc["annotations"]) == 2
+
+    r = sam.get(f"/api/v1/export/?inspection={inspection.pk}&format=yolo")
+    names = zipfile.ZipFile(io.BytesIO(b"".join(r.streaming_content))).namelist()
+    assert "data.yaml" in names and sum(n.startswith("labels/") for n in names) == 2
+
+    Photo.objects.all().delete()
+    r = sam.post(
+        "/api/v1/import/",
+        {
+            "file": SimpleUploadedFile("c.zip", coco_zip),
+            "inspection": inspection.pk,
+            "format": "coco",
+        },
+        format="multipart",
+    )
+    assert r.status_code == 201, r.content
+    assert (r.json()["format"], r.json()["photos_created"], r.json()["boxes"]) == ("coco", 2, 2)
+
+    r = sam.get("/api/v1/export/?format=pascal")
+    assert r.status_code == 400 and "format" in r.json()["detail"]

@@ -135,3 +135,15 @@ def test_import_as_a_user_follows_their_role(labelimg_folder, inspector, supervi
         inspector.username,
     )
     assert "0 photos" in out and "1 duplicates" in out  # into the now-known asset: allowed
+
+
+def test_export_and_import_in_another_format(labelimg_folder, tmp_path):
+    run("import_voc", str(labelimg_folder), "--inspection", "May", "--asset", "Tank 3")
+    target = tmp_path / "may-yolo.zip"
+    out, _ = run("export_voc", "--out", str(target), "--format", "yolo")
+    assert "(yolo): 1 photos, 2 boxes" in out
+    Photo.objects.all().delete()
+    out, _ = run("import_voc", str(target), "--format", "yolo", "--inspection", "May")
+    assert "1 photos, 2 boxes" in out
+    with pytest.raises(CommandError, match="invalid choice: 'csv'"):
+        run("export_voc", "--out", str(target), "--format", "csv")

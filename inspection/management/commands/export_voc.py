@@ -1,4 +1,4 @@
-"""`python manage.py export_voc --out FILE.zip [--inspection NAME] [--asset NAME]`."""
+"""`manage.py export_voc --out FILE.zip [--format voc|coco|yolo] [--inspection] [--asset]`."""
 
 from __future__ import annotations
 
@@ -8,21 +8,31 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from inspection.errors import DomainError
 from inspection.models import Asset, Inspection
-from inspection.services.voc_io import export_voc
+from inspection.services.dataset_io import FORMATS, export_dataset
 
 
 class Command(BaseCommand):
     help = (
-        "Export photos and their human/accepted boxes as a Pascal VOC zip "
-        "(JPEGImages/, Annotations/, ImageSets/Main/): one inspection, one asset or everything."
+        "Export photos and their human/accepted boxes as a zip: Pascal VOC in CVAT's layout "
+        "(default), COCO JSON (--format coco) or Ultralytics YOLO (--format yolo); one "
+        "inspection, one asset or everything."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--out", required=True, help="the .zip file to write")
+        parser.add_argument("--format", choices=FORMATS, default="voc", help="default: voc")
         parser.add_argument("--inspection", help="only this inspection")
         parser.add_argument("--asset", help="only this asset (or the asset of --inspection)")
 
-    def handle(self, *args, out: str, inspection: str | None, asset: str | None, **options) -> None:
+    def handle(
+        self,
+        *args,
+        out: str,
+        inspection: str | None,
+        asset: str | None,
+        format: str = "voc",
+        **options,
+    ) -> None:
         target = Path(out)
         if target.suffix.lower() != ".zip":
             raise CommandError(f"{target}: the output must be a .zip file.")
@@ -51,11 +61,15 @@ class Command(BaseCommand):
                 )
             inspection_obj = found[0]
         try:
-            report = export_voc(target, inspection=inspection_obj, asset=asset_obj)
+            report = export_dataset(
+                target, format=format, inspection=inspection_obj, asset=asset_obj
+            )
         except DomainError as exc:
             raise CommandError(exc.message) from exc
         except OSError as exc:
             raise CommandError(f"{target}: cannot write: {exc.strerror or exc}") from exc
         self.stdout.write(
-            self.style.SUCCESS(f"Wrote {target}: {report.photos} photos, {report.boxes} boxes.")
+            self.style.SUCCESS(
+                f"Wrote {target} ({format}): {report.photos} photos, {report.boxes} boxes."
+            )
         )

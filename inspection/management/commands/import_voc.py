@@ -1,4 +1,4 @@
-"""`python manage.py import_voc PATH [--inspection NAME] [--asset NAME] [--user NAME]`."""
+"""`manage.py import_voc PATH [--format voc|coco|yolo] [--inspection] [--asset] [--user]`."""
 
 from __future__ import annotations
 
@@ -9,17 +9,19 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from inspection.errors import DomainError
 from inspection.models import Inspection
-from inspection.services.voc_io import import_voc
+from inspection.services.dataset_io import FORMATS, import_dataset
 
 
 class Command(BaseCommand):
     help = (
-        "Import a labelImg folder, a VOC tree or a zip of them: images with same-stem XML "
-        "become photos with boxes; folders named rust/ and norust/ give verdicts."
+        "Import a folder or zip of annotated photos: a labelImg folder, a VOC tree or CVAT "
+        "Pascal VOC 1.1 zip (default; rust/ and norust/ folders give verdicts), COCO JSON "
+        "with its images (--format coco) or Ultralytics YOLO (--format yolo)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("path", help="folder or .zip to import")
+        parser.add_argument("--format", choices=FORMATS, default="voc", help="default: voc")
         parser.add_argument("--inspection", help="inspection name (created if missing)")
         parser.add_argument("--asset", help="asset name (created if missing; default 'Imports')")
         parser.add_argument(
@@ -35,6 +37,7 @@ class Command(BaseCommand):
         inspection: str | None,
         asset: str | None,
         user: str | None = None,
+        format: str = "voc",
         **options,
     ) -> None:
         source = Path(path)
@@ -56,8 +59,9 @@ class Command(BaseCommand):
                 )
             target = matches[0] if matches else None
         try:
-            report = import_voc(
+            report = import_dataset(
                 source,
+                format=format,
                 inspection=target,
                 inspection_name=inspection,
                 asset_name=asset,
