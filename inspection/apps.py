@@ -8,3 +8,6 @@ class InspectionConfig(AppConfig):
 
     def ready(self) -> None:
         from inspection import checks  # noqa: F401  (registers the deploy checks)
+        from inspection.services import triggers
+
+        triggers.connect()

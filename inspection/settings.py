@@ -8,6 +8,7 @@ CELERY_BROKER_URL (Redis); see docker-compose.yml.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -212,6 +213,12 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
+elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # An unacknowledged task (acks_late) is handed out again after this long: it must
+    # outlast the longest job, or a second worker would start a training still running.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env_int("RUSTWATCH_VISIBILITY_TIMEOUT", 8 * 3600)
+    }
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or None
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
@@ -226,6 +233,46 @@ CELERY_TASK_ROUTES = {
     "inspection.tasks.scoring.*": {"queue": "predict"},
 }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+
+# --- The learning loop: jobs, training runs, the promotion gate --------------
+# Soft / hard time limits per job kind (seconds): the soft one raises in the task, which
+# fails the job in words; the hard one kills the pool process.
+RUSTWATCH_JOB_TIME_LIMITS = {
+    "train": (
+        env_int("RUSTWATCH_TRAIN_SOFT_LIMIT", 6 * 3600),
+        env_int("RUSTWATCH_TRAIN_HARD_LIMIT", 6 * 3600 + 300),
+    ),
+    "import": (
+        env_int("RUSTWATCH_IMPORT_SOFT_LIMIT", 3600),
+        env_int("RUSTWATCH_IMPORT_HARD_LIMIT", 3900),
+    ),
+    "export": (
+        env_int("RUSTWATCH_EXPORT_SOFT_LIMIT", 3600),
+        env_int("RUSTWATCH_EXPORT_HARD_LIMIT", 3900),
+    ),
+}
+# A running job's heartbeat is refreshed this often; one silent for RUSTWATCH_JOB_STALE_S
+# has lost its worker (killed, machine gone) and is failed by the next worker that looks.
+RUSTWATCH_JOB_HEARTBEAT_S = env_int("RUSTWATCH_JOB_HEARTBEAT_S", 15)
+RUSTWATCH_JOB_STALE_S = env_int("RUSTWATCH_JOB_STALE_S", 120)
+# How long a training run waits between looks while another run holds the train lock.
+RUSTWATCH_TRAIN_WAIT_S = env_int("RUSTWATCH_TRAIN_WAIT_S", 30)
+# ml settings of a run (JSON: {"classifier": {...ClassifierConfig}, "detector": {...}});
+# tests and the benchmarks set tiny ones. Empty: the ml defaults.
+RUSTWATCH_TRAIN_CONFIG = json.loads(os.environ.get("RUSTWATCH_TRAIN_CONFIG", "") or "{}")
+# Where the worker keeps its scratch folders and the embedding cache (local disk).
+RUSTWATCH_WORK_DIR = Path(os.environ.get("RUSTWATCH_WORK_DIR", VAR_DIR / "work"))
+# The gate: a candidate is deployed by itself only if no metric is worse than the
+# deployed model's by more than its margin (same validation photos, same run).
+RUSTWATCH_GATE_MARGINS = {
+    "classifier": {"roc_auc": 0.02, "accuracy": 0.03, "recall_rust": 0.05},
+    "detector": {"AP50": 0.02, "AP": 0.02},
+    **json.loads(os.environ.get("RUSTWATCH_GATE_MARGINS", "") or "{}"),
+}
+# Triggers: a run after this many new human labels since the last run (0: off), and the
+# nightly run's schedule (a django-celery-beat crontab, editable in the admin).
+RUSTWATCH_TRAIN_AFTER_LABELS = env_int("RUSTWATCH_TRAIN_AFTER_LABELS", 50)
+RUSTWATCH_NIGHTLY_CRON = os.environ.get("RUSTWATCH_NIGHTLY_CRON", "0 2 * * *")
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
@@ -250,6 +297,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several models have a `kind` / `state` choice: each enum gets its own name.
+    "ENUM_NAME_OVERRIDES": {
+        "AssetKindEnum": "inspection.models.Asset.Kind",
+        "JobKindEnum": "inspection.models.Job.Kind",
+        "JobStateEnum": "inspection.models.Job.State",
+        "ModelKindEnum": "inspection.models.ModelKind",
+        "BoxStateEnum": "inspection.models.Box.State",
+    },
 }
 
 LOGGING = {

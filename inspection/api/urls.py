@@ -10,7 +10,7 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from inspection.api import catalog, fallback, photos, tokens, voc
+from inspection.api import catalog, fallback, jobs, model_versions, photos, runs, tokens, voc
 
 app_name = "api"
 
@@ -26,6 +26,25 @@ urlpatterns = [
     path("tokens/", tokens.TokenListView.as_view(), name="token-list"),
     path("tokens/me/", tokens.OwnTokenView.as_view(), name="token-me"),
     path("tokens/<int:user_id>/", tokens.TokenDetailView.as_view(), name="token-detail"),
+    path("jobs/", jobs.JobListView.as_view(), name="job-list"),
+    path("jobs/<int:pk>/", jobs.JobDetailView.as_view(), name="job-detail"),
+    path("jobs/<int:pk>/cancel/", jobs.JobCancelView.as_view(), name="job-cancel"),
+    path("jobs/<int:pk>/file/", jobs.JobFileView.as_view(), name="job-file"),
+    path("runs/", runs.RunListView.as_view(), name="run-list"),
+    path("runs/<int:pk>/", runs.RunDetailView.as_view(), name="run-detail"),
+    path("models/", model_versions.ModelListView.as_view(), name="model-list"),
+    path("models/<int:pk>/", model_versions.ModelDetailView.as_view(), name="model-detail"),
+    path("models/<int:pk>/deploy/", model_versions.ModelDeployView.as_view(), name="model-deploy"),
+    path(
+        "models/<int:pk>/plots/<str:name>",
+        model_versions.ModelPlotView.as_view(),
+        name="model-plot",
+    ),
+    path(
+        "models/<str:kind>/rollback/",
+        model_versions.ModelRollbackView.as_view(),
+        name="model-rollback",
+    ),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),

@@ -5,6 +5,15 @@ queue, `scoring` on `predict`, everything else on `default`. Importing the modul
 here registers their tasks for the worker (Celery autodiscovers `inspection.tasks`).
 """
 
+from inspection.tasks.jobs import export_job, import_job
 from inspection.tasks.media import make_thumbnail
+from inspection.tasks.training import check_label_trigger, nightly_run, train_run
 
-__all__ = ["make_thumbnail"]
+__all__ = [
+    "check_label_trigger",
+    "export_job",
+    "import_job",
+    "make_thumbnail",
+    "nightly_run",
+    "train_run",
+]

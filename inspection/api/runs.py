@@ -1,0 +1,120 @@
+"""Training runs: /api/v1/runs/ — list (inspectors and up), start (supervisors, 202)."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.exceptions import NotFound, ParseError
+from rest_framework.generics import ListAPIView
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from inspection.api.jobs import JobSerializer
+from inspection.api.permissions import IsInspector, IsSupervisor
+from inspection.models import TrainingRun
+from inspection.services.training import start_run
+
+ERROR = inline_serializer(
+    "RunError", fields={"detail": serializers.CharField(), "code": serializers.CharField()}
+)
+
+
+class RunSerializer(serializers.ModelSerializer):
+    job = JobSerializer(read_only=True)
+    snapshot = serializers.SerializerMethodField()
+    versions = serializers.SerializerMethodField()
+
+    class Meta:
+        model = TrainingRun
+        fields = [
+            "id",
+            "trigger",
+            "job",
+            "snapshot",
+            "config",
+            "labels_at_start",
+            "metrics",
+            "versions",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+    def get_snapshot(self, run: TrainingRun) -> dict | None:
+        s = run.snapshot
+        if s is None:
+            return None
+        return {
+            "id": s.pk,
+            "photo_count": s.photo_count,
+            "box_count": s.box_count,
+            "rust_count": s.rust_count,
+            "splits": s.splits,
+            "dataset_hash": s.dataset_hash,
+        }
+
+    def get_versions(self, run: TrainingRun) -> list[dict]:
+        return [
+            {"id": v.pk, "kind": v.kind, "name": v.name, "gate": v.gate}
+            for v in run.versions.order_by("kind")
+        ]
+
+
+class RunStartSerializer(serializers.Serializer):
+    skip_detector = serializers.BooleanField(
+        default=False, help_text="Train the classifier only (minutes less)."
+    )
+
+    def to_internal_value(self, data):
+        unknown = sorted(set(getattr(data, "keys", dict)()) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError(
+                {n: ["Unknown field; accepted: skip_detector."] for n in unknown}
+            )
+        return super().to_internal_value(data)
+
+
+class RunListView(ListAPIView):
+    serializer_class = RunSerializer
+
+    def get_permissions(self):
+        return [IsSupervisor() if self.request.method == "POST" else IsInspector()]
+
+    def get_queryset(self) -> QuerySet[TrainingRun]:
+        return TrainingRun.objects.select_related("job__created_by", "snapshot").order_by(
+            "-created_at", "-id"
+        )
+
+    @extend_schema(summary="List training runs", description="Inspectors and supervisors.")
+    def get(self, request: Request, *args, **kwargs) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        summary="Start a training run",
+        description=(
+            "Supervisors. Queued on the `train` queue; while another run is running it "
+            "waits. Answers 202 with the run and its job (poll /api/v1/jobs/{id}/)."
+        ),
+        request=RunStartSerializer,
+        responses={202: RunSerializer, 400: ERROR, 403: ERROR},
+    )
+    def post(self, request: Request) -> Response:
+        if not isinstance(request.data, dict) and not hasattr(request.data, "getlist"):
+            raise ParseError("The request body must be a JSON object.")
+        ser = RunStartSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        run = start_run(user=request.user, skip_detector=ser.validated_data["skip_detector"])
+        run.refresh_from_db()
+        return Response(RunSerializer(run).data, status=202)
+
+
+class RunDetailView(APIView):
+    permission_classes = [IsInspector]
+
+    @extend_schema(summary="One training run", responses={200: RunSerializer, 404: ERROR})
+    def get(self, request: Request, pk: int) -> Response:
+        run = TrainingRun.objects.select_related("job", "snapshot").filter(pk=pk).first()
+        if run is None:
+            raise NotFound(f"No training run {pk}.")
+        return Response(RunSerializer(run).data)

@@ -1,0 +1,234 @@
+"""Jobs, the gate, deploy/rollback and snapshots, without TensorFlow (fast)."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.core.files.storage import default_storage
+from django.utils import timezone
+
+from inspection.errors import Conflict
+from inspection.models import Box, Deployment, Job, ModelVersion, Photo, Verdict
+from inspection.services import jobs, registry, snapshots
+from tests.loop_photos import add_photos
+
+pytestmark = pytest.mark.django_db
+
+
+# --- jobs ----------------------------------------------------------------------------
+
+
+def test_claim_is_idempotent_by_job_id(supervisor):
+    job = jobs.create_job(kind=Job.Kind.EXPORT, user=supervisor)
+    first = jobs.claim_job(job.pk, worker="w1")
+    assert first is not None and first.state == Job.State.RUNNING and first.attempts == 1
+    # the same task handed to another worker while the first is alive: nothing happens
+    assert jobs.claim_job(job.pk, worker="w2") is None
+    jobs.succeed_job(first, {"file": "x"})
+    # a redelivery after the job finished: nothing happens, the result stays
+    assert jobs.claim_job(job.pk, worker="w1") is None
+    job.refresh_from_db()
+    assert job.state == Job.State.SUCCEEDED and job.result == {"file": "x"}
+    assert jobs.fail_job(job, "late") is False  # a finished job never changes state
+
+
+def test_same_worker_redelivery_reruns_once_then_fails(supervisor):
+    job = jobs.create_job(kind=Job.Kind.EXPORT, user=supervisor)
+    assert jobs.claim_job(job.pk, worker="w1").attempts == 1
+    # w1 died mid-job and got the task again: it may not be running it, so it runs again
+    assert jobs.claim_job(job.pk, worker="w1").attempts == 2
+    assert jobs.claim_job(job.pk, worker="w1") is None
+    job.refresh_from_db()
+    assert job.state == Job.State.FAILED
+    assert "stopped during" in job.error and "attempt 2" in job.error
+
+
+def test_exclusive_claim_waits_for_the_running_training(supervisor):
+    a = jobs.create_job(kind=Job.Kind.TRAIN, user=supervisor)
+    b = jobs.create_job(kind=Job.Kind.TRAIN, user=supervisor)
+    assert jobs.claim_job(a.pk, worker="w1", exclusive=True) is not None
+    with pytest.raises(jobs.Busy):
+        jobs.claim_job(b.pk, worker="w2", exclusive=True)
+    jobs.succeed_job(Job.objects.get(pk=a.pk))
+    assert jobs.claim_job(b.pk, worker="w2", exclusive=True) is not None
+
+
+def test_cancel_queued_at_once_running_at_next_step(supervisor, inspector):
+    queued = jobs.create_job(kind=Job.Kind.EXPORT, user=inspector)
+    with pytest.raises(jobs.NotAllowed):
+        jobs.cancel_job(job=queued, user=_other())
+    done = jobs.cancel_job(job=queued, user=inspector)
+    assert done.state == Job.State.CANCELLED and "before it started" in done.error
+    with pytest.raises(Conflict):
+        jobs.cancel_job(job=done, user=supervisor)
+
+    running = jobs.create_job(kind=Job.Kind.EXPORT, user=inspector)
+    claimed = jobs.claim_job(running.pk, worker="w1")
+    jobs.cancel_job(job=running, user=supervisor)
+    assert Job.objects.get(pk=running.pk).state == Job.State.RUNNING
+    with pytest.raises(jobs.JobCancelled):
+        jobs.report_progress(claimed, step=1, total=3, phase="export")
+
+
+def _other():
+    from tests.conftest import make_user
+
+    return make_user("otto", "inspector")
+
+
+def test_reaper_fails_jobs_with_a_stale_heartbeat(supervisor, settings):
+    job = jobs.create_job(kind=Job.Kind.EXPORT, user=supervisor)
+    jobs.claim_job(job.pk, worker="w1")
+    jobs.report_progress(job, step=1, total=2, phase="writing the zip")
+    assert jobs.reap_lost_jobs() == []
+    Job.objects.filter(pk=job.pk).update(
+        heartbeat_at=timezone.now() - timedelta(seconds=settings.RUSTWATCH_JOB_STALE_S + 5)
+    )
+    assert jobs.reap_lost_jobs() == [job.pk]
+    job.refresh_from_db()
+    assert job.state == Job.State.FAILED
+    assert "stopped during writing the zip" in job.error
+
+
+# --- the gate, deploy, rollback ---------------------------------------------------------
+
+
+def test_gate_passes_within_margin_and_holds_when_worse(settings):
+    settings.RUSTWATCH_GATE_MARGINS = {"classifier": {"roc_auc": 0.02, "accuracy": 0.05}}
+    first, report = registry.judge("classifier", {"roc_auc": 0.8}, None)
+    assert first == ModelVersion.Gate.FIRST
+    ok, report = registry.judge(
+        "classifier", {"roc_auc": 0.79, "accuracy": 0.9}, {"roc_auc": 0.8, "accuracy": 0.9}
+    )
+    assert ok == ModelVersion.Gate.PASSED and all(c["ok"] for c in report["checks"])
+    held, report = registry.judge(
+        "classifier", {"roc_auc": 0.70, "accuracy": 0.95}, {"roc_auc": 0.8, "accuracy": 0.9}
+    )
+    assert held == ModelVersion.Gate.HELD
+    assert [c["metric"] for c in report["checks"] if not c["ok"]] == ["roc_auc"]
+    # a metric the candidate cannot produce is not a pass
+    missing, _ = registry.judge("classifier", {"accuracy": 0.9}, {"roc_auc": 0.8, "accuracy": 0.9})
+    assert missing == ModelVersion.Gate.HELD
+
+
+def _version(name: str, gate: str = ModelVersion.Gate.PASSED) -> ModelVersion:
+    return ModelVersion.objects.create(
+        kind="classifier", name=name, artifact=f"models/{name}", gate=gate
+    )
+
+
+def test_deploy_and_rollback_move_one_pointer_with_an_audit_row(supervisor):
+    v1, v2 = _version("classifier-1", ModelVersion.Gate.FIRST), _version("classifier-2")
+    held = _version("classifier-3", ModelVersion.Gate.HELD)
+    registry.deploy_version(version=v1, user=None, automatic=True)
+    registry.deploy_version(version=v2, user=supervisor, reason="better AUC")
+    assert registry.deployed_version("classifier") == v2
+    with pytest.raises(registry.ReasonRequired):
+        registry.deploy_version(version=held, user=supervisor)
+    with pytest.raises(Conflict):
+        registry.deploy_version(version=v2, user=supervisor, reason="again")
+    registry.deploy_version(version=held, user=supervisor, reason="field photos look better")
+    back = registry.rollback(kind="classifier", user=supervisor, reason="too many false alarms")
+    assert back.version == v2 and back.previous == held and back.action == "rollback"
+    assert registry.deployed_version("classifier") == v2
+    rows = list(Deployment.objects.order_by("id").values_list("version__name", "actor__username"))
+    assert rows == [
+        ("classifier-1", None),
+        ("classifier-2", "sam"),
+        ("classifier-3", "sam"),
+        ("classifier-2", "sam"),
+    ]
+    assert Deployment.objects.filter(reason="too many false alarms").count() == 1
+    registry.rollback(kind="classifier", user=supervisor)  # v2 -> v1
+    with pytest.raises(Conflict):
+        registry.rollback(kind="classifier", user=supervisor)  # v1 was the first
+
+
+# --- snapshots -------------------------------------------------------------------------
+
+
+def test_snapshot_freezes_labelled_photos_with_stable_splits(inspection, settings, tmp_path):
+    settings.RUSTWATCH_WORK_DIR = tmp_path / "work"
+    labelled, unlabelled = add_photos(inspection, rust=8, norust=8, unlabelled=3)
+    # a person called a boxed photo "no rust": it keeps no boxes for the detector
+    said_no = labelled[0]
+    Photo.objects.filter(pk=said_no.pk).update(verdict=Verdict.NORUST)
+    # a rejected suggestion travels as negative feedback
+    Box.objects.create(
+        photo=labelled[1], label=labelled[1].boxes.first().label, xmin=1, ymin=1, xmax=9,
+        ymax=9, source="model", state="rejected", score=0.7, model_version="detector-1",
+    )  # fmt: skip
+    snap = snapshots.create_snapshot()
+    assert snap.photo_count == 16 and snap.rust_count == 7 and snap.box_count == 7
+    assert sum(snap.splits.values()) == 16
+    root = Path(default_storage.path(snap.path))
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert manifest["rejected"][f"p{labelled[1].pk}"][0]["box"] == [1, 1, 9, 9]
+    assert not (root / "Annotations" / f"p{said_no.pk}.xml").exists()
+    assert (root / "Annotations" / f"p{labelled[1].pk}.xml").is_file()
+    assert f"p{unlabelled[0].pk}" not in manifest["photos"]
+
+    before = dict(Photo.objects.filter(split__gt="").values_list("id", "split"))
+    assert len(before) == 16
+    # more data arrives; every photo keeps its split
+    more, _ = add_photos(inspection, rust=6, norust=6, seed=7)
+    snap2 = snapshots.create_snapshot()
+    after = dict(Photo.objects.filter(split__gt="").values_list("id", "split"))
+    assert {k: after[k] for k in before} == before
+    assert snap2.photo_count == 28 and snap2.path != snap.path
+
+
+def test_snapshot_without_labels_is_refused(inspection):
+    add_photos(inspection, rust=0, norust=0, unlabelled=2)
+    with pytest.raises(snapshots.EmptySnapshot):
+        snapshots.create_snapshot()
+
+
+# --- API --------------------------------------------------------------------------------
+
+
+def test_jobs_api_lists_own_jobs_and_cancels(client_for, inspector, supervisor):
+    mine = jobs.create_job(kind=Job.Kind.EXPORT, user=inspector)
+    theirs = jobs.create_job(kind=Job.Kind.EXPORT, user=supervisor)
+    c = client_for(inspector)
+    ids = [j["id"] for j in c.get("/api/v1/jobs/").json()["results"]]
+    assert ids == [mine.pk]
+    assert c.get(f"/api/v1/jobs/{theirs.pk}/").status_code == 404
+    assert c.post(f"/api/v1/jobs/{theirs.pk}/cancel/").status_code == 403
+    r = c.post(f"/api/v1/jobs/{mine.pk}/cancel/")
+    assert r.status_code == 202 and r.json()["state"] == "cancelled"
+    r = c.post(f"/api/v1/jobs/{mine.pk}/cancel/")
+    assert r.status_code == 409 and "already cancelled" in r.json()["detail"]
+    assert len(client_for(supervisor).get("/api/v1/jobs/").json()["results"]) == 2
+
+
+def test_models_api_deploy_needs_reason_for_held_and_rollback(client_for, supervisor, inspector):
+    v1 = _version("classifier-1", ModelVersion.Gate.FIRST)
+    held = _version("classifier-2", ModelVersion.Gate.HELD)
+    registry.deploy_version(version=v1, user=None, automatic=True)
+    sup = client_for(supervisor)
+    body = client_for(inspector).get("/api/v1/models/").json()
+    assert body["deployed"]["classifier"]["name"] == "classifier-1"
+    assert {v["name"]: v["deployed"] for v in body["versions"]} == {
+        "classifier-1": True,
+        "classifier-2": False,
+    }
+    assert client_for(inspector).post(f"/api/v1/models/{held.pk}/deploy/").status_code == 403
+    r = sup.post(f"/api/v1/models/{held.pk}/deploy/", {}, format="json")
+    assert r.status_code == 400 and r.json()["code"] == "reason_required"
+    r = sup.post(f"/api/v1/models/{held.pk}/deploy/", {"reason": "checked by hand"}, format="json")
+    assert r.status_code == 200 and r.json()["previous"] == "classifier-1"
+    r = sup.post("/api/v1/models/classifier/rollback/", {"reason": "regression"}, format="json")
+    assert r.status_code == 200 and r.json()["version"] == "classifier-1"
+    assert sup.post("/api/v1/models/fish/rollback/", {}, format="json").status_code == 404
+    assert sup.post("/api/v1/models/999999/deploy/", {}, format="json").status_code == 404
+
+
+def test_runs_api_is_for_supervisors_and_refuses_unknown_fields(client_for, inspector, supervisor):
+    assert client_for(inspector).get("/api/v1/runs/").status_code == 200
+    assert client_for(inspector).post("/api/v1/runs/", {}, format="json").status_code == 403
+    r = client_for(supervisor).post("/api/v1/runs/", {"epochs": 3}, format="json")
+    assert r.status_code == 400 and "epochs" in r.json()["detail"]
