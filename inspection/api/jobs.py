@@ -11,7 +11,7 @@ from django.core.files.storage import default_storage
 from django.db.models import QuerySet
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.generics import ListAPIView, RetrieveAPIView
@@ -19,14 +19,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from inspection.api.base import Pagination
 from inspection.api.permissions import IsIntegration
+from inspection.api.schema import errors
 from inspection.models import Job, Role
 from inspection.roles import has_role
 from inspection.services.jobs import cancel_job
-
-ERROR = inline_serializer(
-    "JobError", fields={"detail": serializers.CharField(), "code": serializers.CharField()}
-)
 
 
 class JobSerializer(serializers.ModelSerializer):
@@ -88,6 +86,7 @@ def _job(request: Request, pk: int) -> Job:
 class JobListView(ListAPIView):
     permission_classes = [IsIntegration]
     serializer_class = JobSerializer
+    pagination_class = Pagination
 
     def get_queryset(self) -> QuerySet[Job]:
         qs = visible_jobs(self.request)
@@ -109,7 +108,7 @@ class JobDetailView(RetrieveAPIView):
     permission_classes = [IsIntegration]
     serializer_class = JobSerializer
 
-    @extend_schema(summary="One job", responses={200: JobSerializer, 404: ERROR})
+    @extend_schema(summary="One job", responses={200: JobSerializer, **errors(404)})
     def get(self, request: Request, pk: int) -> Response:
         return Response(JobSerializer(_job(request, pk)).data)
 
@@ -124,7 +123,7 @@ class JobCancelView(APIView):
             "stop, it stops at its next step (the state says when). Finished: 409."
         ),
         request=None,
-        responses={202: JobSerializer, 403: ERROR, 404: ERROR, 409: ERROR},
+        responses={202: JobSerializer, **errors(403, 404, 409)},
     )
     def post(self, request: Request, pk: int) -> Response:
         job = Job.objects.filter(pk=pk).first()
@@ -139,7 +138,7 @@ class JobFileView(APIView):
 
     @extend_schema(
         summary="Download a job's file (an export's zip)",
-        responses={(200, "application/zip"): OpenApiTypes.BINARY, 404: ERROR},
+        responses={(200, "application/zip"): OpenApiTypes.BINARY, **errors(404)},
     )
     def get(self, request: Request, pk: int) -> FileResponse:
         job = _job(request, pk)

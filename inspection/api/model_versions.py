@@ -12,20 +12,19 @@ import re
 from django.core.files.storage import default_storage
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound, ParseError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from inspection.api.base import InputSerializer, validated
 from inspection.api.permissions import IsInspector, IsSupervisor
+from inspection.api.schema import errors
 from inspection.models import Deployment, ModelKind, ModelVersion
 from inspection.services.registry import deploy_version, deployed_versions, rollback
 
-ERROR = inline_serializer(
-    "ModelError", fields={"detail": serializers.CharField(), "code": serializers.CharField()}
-)
 PLOT_NAME = re.compile(r"^[a-z_]+\.png$")
 
 
@@ -87,16 +86,12 @@ class DeploymentSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ReasonSerializer(serializers.Serializer):
+class ReasonSerializer(InputSerializer):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
 
 
 def _reason(request: Request) -> str:
-    if not isinstance(request.data, dict) and not hasattr(request.data, "getlist"):
-        raise ParseError("The request body must be a JSON object.")
-    ser = ReasonSerializer(data=request.data)
-    ser.is_valid(raise_exception=True)
-    return ser.validated_data["reason"]
+    return validated(ReasonSerializer, request.data)["reason"]
 
 
 def _versions_page(request: Request) -> dict:
@@ -126,7 +121,7 @@ class ModelListView(APIView):
         summary="Model versions, the deployed ones, and the deployment history",
         operation_id="models_list",
         description="Inspectors and supervisors. Filter by `kind` (classifier, detector).",
-        responses={200: OpenApiTypes.OBJECT, 400: ERROR},
+        responses={200: OpenApiTypes.OBJECT, **errors(400)},
     )
     def get(self, request: Request) -> Response:
         return Response(_versions_page(request))
@@ -142,7 +137,9 @@ def _version(pk: int) -> ModelVersion:
 class ModelDetailView(APIView):
     permission_classes = [IsInspector]
 
-    @extend_schema(summary="One model version", responses={200: ModelVersionSerializer, 404: ERROR})
+    @extend_schema(
+        summary="One model version", responses={200: ModelVersionSerializer, **errors(404)}
+    )
     def get(self, request: Request, pk: int) -> Response:
         ctx = {"deployed": deployed_versions()}
         return Response(ModelVersionSerializer(_version(pk), context=ctx).data)
@@ -158,7 +155,7 @@ class ModelDeployView(APIView):
             "the deployed one on the validation photos) needs a `reason` (400 without)."
         ),
         request=ReasonSerializer,
-        responses={200: DeploymentSerializer, 400: ERROR, 404: ERROR, 409: ERROR},
+        responses={200: DeploymentSerializer, **errors(400, 404, 409)},
     )
     def post(self, request: Request, pk: int) -> Response:
         deployment = deploy_version(
@@ -174,7 +171,7 @@ class ModelRollbackView(APIView):
         summary="Roll a model kind back to the version deployed before",
         description="Supervisors. 409 when nothing earlier was deployed.",
         request=ReasonSerializer,
-        responses={200: DeploymentSerializer, 404: ERROR, 409: ERROR},
+        responses={200: DeploymentSerializer, **errors(404, 409)},
     )
     def post(self, request: Request, kind: str) -> Response:
         deployment = rollback(kind=kind, user=request.user, reason=_reason(request))
@@ -186,7 +183,7 @@ class ModelPlotView(APIView):
 
     @extend_schema(
         summary="A plot of a model version (PNG)",
-        responses={(200, "image/png"): OpenApiTypes.BINARY, 404: ERROR},
+        responses={(200, "image/png"): OpenApiTypes.BINARY, **errors(404)},
     )
     def get(self, request: Request, pk: int, name: str) -> FileResponse:
         version = _version(pk)

@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.exceptions import NotFound, ParseError
+from rest_framework.exceptions import NotFound
 from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from inspection.api.base import InputSerializer, Pagination, validated
 from inspection.api.jobs import JobSerializer
 from inspection.api.permissions import IsInspector, IsSupervisor
+from inspection.api.schema import errors
 from inspection.models import TrainingRun
 from inspection.services.training import start_run
-
-ERROR = inline_serializer(
-    "RunError", fields={"detail": serializers.CharField(), "code": serializers.CharField()}
-)
 
 
 class RunSerializer(serializers.ModelSerializer):
@@ -61,22 +59,15 @@ class RunSerializer(serializers.ModelSerializer):
         ]
 
 
-class RunStartSerializer(serializers.Serializer):
+class RunStartSerializer(InputSerializer):
     skip_detector = serializers.BooleanField(
         default=False, help_text="Train the classifier only (minutes less)."
     )
 
-    def to_internal_value(self, data):
-        unknown = sorted(set(getattr(data, "keys", dict)()) - set(self.fields))
-        if unknown:
-            raise serializers.ValidationError(
-                {n: ["Unknown field; accepted: skip_detector."] for n in unknown}
-            )
-        return super().to_internal_value(data)
-
 
 class RunListView(ListAPIView):
     serializer_class = RunSerializer
+    pagination_class = Pagination
 
     def get_permissions(self):
         return [IsSupervisor() if self.request.method == "POST" else IsInspector()]
@@ -97,14 +88,11 @@ class RunListView(ListAPIView):
             "waits. Answers 202 with the run and its job (poll /api/v1/jobs/{id}/)."
         ),
         request=RunStartSerializer,
-        responses={202: RunSerializer, 400: ERROR, 403: ERROR},
+        responses={202: RunSerializer, **errors(400, 403)},
     )
     def post(self, request: Request) -> Response:
-        if not isinstance(request.data, dict) and not hasattr(request.data, "getlist"):
-            raise ParseError("The request body must be a JSON object.")
-        ser = RunStartSerializer(data=request.data)
-        ser.is_valid(raise_exception=True)
-        run = start_run(user=request.user, skip_detector=ser.validated_data["skip_detector"])
+        data = validated(RunStartSerializer, request.data)
+        run = start_run(user=request.user, skip_detector=data["skip_detector"])
         run.refresh_from_db()
         return Response(RunSerializer(run).data, status=202)
 
@@ -112,7 +100,7 @@ class RunListView(ListAPIView):
 class RunDetailView(APIView):
     permission_classes = [IsInspector]
 
-    @extend_schema(summary="One training run", responses={200: RunSerializer, 404: ERROR})
+    @extend_schema(summary="One training run", responses={200: RunSerializer, **errors(404)})
     def get(self, request: Request, pk: int) -> Response:
         run = TrainingRun.objects.select_related("job", "snapshot").filter(pk=pk).first()
         if run is None:
