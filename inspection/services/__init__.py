@@ -3,7 +3,8 @@
 - catalog: assets and inspections (create, update, delete when empty)
 - photos: ingest (validation, EXIF, hashes, near-duplicates), verdicts, thumbnails
 - boxes: saving a photo's boxes, reviewing model suggestions
-- voc_io: Pascal VOC import (folders, zips) and export (zips)
+- dataset_io: import and export of annotated photo sets (`format` voc, coco, yolo), over
+  archives (zip safety) and one module per format: voc_io, coco_io, yolo_io
 - tokens: API tokens (issue, rotate, revoke)
 - history / voc_files: the audit trail and the labelImg XML beside each image
 """

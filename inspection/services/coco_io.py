@@ -15,6 +15,7 @@ becomes a difficult box (both mean: do not count it when evaluating).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import zipfile
@@ -27,7 +28,13 @@ from typing import Any
 from inspection.errors import InvalidArchive
 from inspection.models import Label
 from inspection.services.archives import MAX_JSON_BYTES, Entry, read_text_entry
-from inspection.services.dataset_io import ExportPhoto, ImportItem, SourceItems, is_image
+from inspection.services.dataset_io import (
+    ExportPhoto,
+    ImportItem,
+    SourceItems,
+    is_image,
+    upright_size,
+)
 from ml.voc import VocAnnotation, VocBox, VocError
 
 SUBSET = "default"
@@ -141,6 +148,21 @@ def _box(raw: Any, names: dict[Any, str], where: str) -> VocBox:
     return VocBox(round(x), round(y), round(x + w), round(y + h), name, difficult)
 
 
+def _clip(box: VocBox, width: int, height: int) -> VocBox:
+    """Float boxes may overshoot an edge by a rounding error: clip 1 px, leave more to refuse."""
+
+    def clip(value: int, top: int) -> int:
+        return min(max(value, 0), top) if -1 <= value <= top + 1 else value
+
+    return dataclasses.replace(
+        box,
+        xmin=clip(box.xmin, width),
+        ymin=clip(box.ymin, height),
+        xmax=clip(box.xmax, width),
+        ymax=clip(box.ymax, height),
+    )
+
+
 def _resolver(entries: list[Entry]) -> Callable[[PurePosixPath, str], Entry | None]:
     by_path = {e.path: e for e in entries}
     by_name: dict[str, list[Entry]] = defaultdict(list)
@@ -229,24 +251,16 @@ def _loader(
 ) -> Callable[[bytes], VocAnnotation | None]:
     where = f"{json_path}#{image['file_name']}"
 
-    def load(_data: bytes) -> VocAnnotation:
+    def load(data: bytes) -> VocAnnotation:
         width, height = _number(image.get("width")), _number(image.get("height"))
+        if image.get("width") is None and image.get("height") is None:
+            width, height = upright_size(data)  # some tools leave the size out
         if not width or not height or width <= 0 or height <= 0:
             raise VocError(f"{where}: width and height must be positive numbers")
-        boxes = []
-        for n, raw in raws:
-            box = _box(raw, names, f"{where}: annotation {n}")
-            # Float boxes may overshoot an edge by a rounding error; clip that, not more.
-            boxes.append(
-                VocBox(
-                    max(box.xmin, 0) if box.xmin >= -1 else box.xmin,
-                    max(box.ymin, 0) if box.ymin >= -1 else box.ymin,
-                    min(box.xmax, int(width)) if box.xmax <= width + 1 else box.xmax,
-                    min(box.ymax, int(height)) if box.ymax <= height + 1 else box.ymax,
-                    box.name,
-                    box.difficult,
-                )
-            )
+        boxes = [
+            _clip(_box(raw, names, f"{where}: annotation {n}"), int(width), int(height))
+            for n, raw in raws
+        ]
         return VocAnnotation(
             filename=image["file_name"], width=int(width), height=int(height), boxes=boxes
         )

@@ -21,8 +21,9 @@ import dataclasses
 import re
 import zipfile
 from collections.abc import Callable, Iterable
+from os import PathLike
 from pathlib import PurePosixPath
-from typing import IO
+from typing import IO, Any
 
 from inspection.models import Asset, Inspection, Label, Verdict
 from inspection.services.archives import MAX_TEXT_BYTES, Entry
@@ -109,8 +110,8 @@ def _xml_loader(xml: Entry | None) -> Callable[[bytes], VocAnnotation | None]:
 
 
 def _ignored(path: PurePosixPath) -> bool:
-    """CVAT's segmentation masks (SegmentationClass/, SegmentationObject/) are not photos."""
-    return any(part.lower().startswith("segmentation") for part in path.parts[:-1])
+    """VOC's and CVAT's Segmentation*/ folders (class and object masks) hold no photos."""
+    return any(part.startswith("Segmentation") for part in path.parts[:-1])
 
 
 def read_items(entries: Iterable[Entry]) -> SourceItems:
@@ -210,17 +211,17 @@ def write_zip(
 # --- the VOC entry points of before, kept for their callers ------------------------
 
 
-def import_voc(source, **options) -> ImportReport:  # noqa: ANN001
+def import_voc(source: str | PathLike | IO[bytes], **options: Any) -> ImportReport:
     """`import_dataset(source, format="voc", ...)`."""
     return import_dataset(source, format="voc", **options)
 
 
 def export_voc(
-    out: str | IO[bytes],
+    out: str | PathLike | IO[bytes],
     *,
     inspection: Inspection | None = None,
     asset: Asset | None = None,
-    **options,
+    **options: Any,
 ) -> ExportReport:
     """`export_dataset(out, format="voc", ...)`."""
     return export_dataset(out, format="voc", inspection=inspection, asset=asset, **options)

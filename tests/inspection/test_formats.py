@@ -148,29 +148,35 @@ def test_coco_import_skips_and_names_bad_annotations(tmp_path, inspection):
             {"id": 2, "file_name": "b.jpg", "width": 40, "height": 30},
             {"id": 3, "file_name": "c.jpg", "width": 40, "height": 30},
             {"id": 4, "file_name": "../../etc/passwd", "width": 4, "height": 3},
+            {"id": 5, "file_name": "d.jpg"},  # no size: the image's own
         ],
         "categories": [{"id": 7, "name": "rust"}],
         "annotations": [
             {"id": 1, "image_id": 1, "category_id": 7, "bbox": [1.2, 2, 20.4, 10.5], "iscrowd": 1},
             {"id": 2, "image_id": 2, "category_id": 7, "bbox": [1, 2, "wide", 3]},
             {"id": 3, "image_id": 3, "category_id": 99, "bbox": [1, 2, 3, 4]},
+            {"id": 4, "image_id": 5, "category_id": 7, "bbox": [30.2, 0, 10.6, 30.4]},
         ],
     }
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr("export/instances.json", json.dumps(doc))
-        for i, name in enumerate("abc"):
+        for i, name in enumerate("abcd"):
             zf.writestr(f"export/{name}.jpg", scene_bytes(10 + i, (40, 30)))
     buf.seek(0)
     report = import_dataset(buf, format="coco", inspection=inspection)
-    assert (report.photos_created, report.boxes) == (1, 1)
+    assert (report.photos_created, report.boxes) == (2, 2)
     errors = " | ".join(report.errors)
     assert "b.jpg: annotation 1: bbox must be [x, y, width, height] numbers" in errors
     assert "c.jpg: annotation 2: category_id 99 is not in categories" in errors
     assert "'../../etc/passwd' is not in the archive" in errors
-    # Rounded to whole pixels; a crowd region is kept as a difficult box.
-    assert list(Box.objects.values_list("xmin", "ymin", "xmax", "ymax", "difficult")) == [
-        (1, 2, 22, 12, True)
+    # Rounded to whole pixels; a crowd region is kept as a difficult box; a rounding
+    # overshoot of the edge (40.8 of 40) is clipped.
+    assert list(
+        Box.objects.order_by("id").values_list("xmin", "ymin", "xmax", "ymax", "difficult")
+    ) == [
+        (1, 2, 22, 12, True),
+        (30, 0, 40, 30, False),
     ]
 
 
