@@ -188,8 +188,12 @@ def to_xml_bytes(ann: VocAnnotation) -> bytes:
     return etree.tostring(root, pretty_print=True, encoding="utf-8")
 
 
-def write_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write bytes so that readers see the old file or the new one, never half."""
+def write_atomic(path: str | os.PathLike, data: bytes, *, mode: int | None = None) -> None:
+    """Write bytes so that readers see the old file or the new one, never half.
+
+    `mode` sets the file's permissions before it appears under its name (a
+    temp file starts as 0600, which a web server of another user cannot serve).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -197,6 +201,8 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> None:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
+            if mode is not None:
+                os.fchmod(fh.fileno(), mode)
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:

@@ -23,7 +23,7 @@ from inspection.services.history import (
     photo_state,
     record_event,
 )
-from inspection.services.voc_files import restoring_voc, voc_path, write_photo_voc
+from inspection.services.voc_files import voc_follows_rows, voc_path, write_photo_voc
 
 __all__ = [
     "add_suggestions",
@@ -165,7 +165,7 @@ def save_boxes(
     if verified is not None and not isinstance(verified, bool):
         raise DomainError("verified must be true or false.", field="verified")
     actor = actor_or_none(user)
-    with restoring_voc(photo), transaction.atomic():
+    with voc_follows_rows(photo), transaction.atomic():
         locked = Photo.objects.select_for_update().get(pk=photo.pk)
         if expected != locked.version:
             raise _stale(locked, expected)
@@ -271,7 +271,7 @@ def review_suggestion(
             f"Box {box.pk} was drawn by a person; only model suggestions are reviewed."
         )
     photo = box.photo
-    with restoring_voc(photo), transaction.atomic():
+    with voc_follows_rows(photo), transaction.atomic():
         locked = Photo.objects.select_for_update().get(pk=photo.pk)
         if expected_version is not None:
             expected = check_version(expected_version)

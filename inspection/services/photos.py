@@ -15,12 +15,12 @@ import io
 import logging
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any
 
 import imagehash
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -36,7 +36,8 @@ from inspection.errors import (
 )
 from inspection.models import Inspection, Photo, PhotoEvent, Verdict
 from inspection.services.history import actor_or_none, check_version, photo_state, record_event
-from inspection.services.voc_files import restoring_voc, write_photo_voc
+from inspection.services.media import write_media
+from inspection.services.voc_files import voc_follows_rows, voc_path, write_photo_voc
 
 __all__ = [
     "PhotoResult",
@@ -235,18 +236,13 @@ def _duplicate_error(existing: Photo, filename: str) -> DuplicatePhoto:
 def _store(name: str, data: bytes) -> bool:
     """Write the file under MEDIA_ROOT at exactly `name`; False if it was there already.
 
-    The name is the content hash, so a complete file of the same size already
-    there holds these very bytes (a concurrent upload of the same photo, or a
-    leftover of a crash): it is reused, not rewritten under a reader.
+    The name is the content hash and files are written atomically, so a file
+    of the same size already there holds these very bytes (a concurrent upload
+    of the same photo): it is reused, not rewritten under a reader.
     """
-    if default_storage.exists(name):
-        if default_storage.size(name) == len(data):
-            return False
-        default_storage.delete(name)  # a half-written leftover
-    saved = default_storage.save(name, ContentFile(data))
-    if saved != name:  # pragma: no cover - a concurrent writer won the race
-        default_storage.delete(saved)
+    if default_storage.exists(name) and default_storage.size(name) == len(data):
         return False
+    write_media(name, data)
     return True
 
 
@@ -276,6 +272,7 @@ def ingest_photo(
     def remove_file() -> None:
         if created_file and not Photo.objects.filter(sha256=image.sha256).exists():
             default_storage.delete(name)
+            Path(default_storage.path(name)).with_suffix(".xml").unlink(missing_ok=True)
 
     try:
         with transaction.atomic():
@@ -306,6 +303,8 @@ def ingest_photo(
                     "near_duplicate_of": root.pk if root else None,
                 },
             )
+            # Every photo has its XML from the start (no boxes yet), as CVAT exports do.
+            write_photo_voc(photo)
             transaction.on_commit(lambda: _schedule_thumbnail(photo.pk), robust=True)
     except IntegrityError as exc:
         remove_file()
@@ -365,13 +364,17 @@ def set_verdict(
     user: AbstractBaseUser | None,
     expected_version: int | None = None,
 ) -> Photo:
-    """Set a photo's human rust / no-rust verdict (audited, versioned, XML rewritten)."""
+    """Set a photo's human rust / no-rust verdict (audited, versioned, XML rewritten).
+
+    A verdict set here is a person's choice: boxes no longer change it
+    (`boxes.verdict_follows_boxes`).
+    """
     if verdict not in Verdict.values:
         raise DomainError(
             f"Unknown verdict {verdict!r}; use one of: {', '.join(Verdict.values)}.",
             field="verdict",
         )
-    with restoring_voc(photo), transaction.atomic():
+    with voc_follows_rows(photo), transaction.atomic():
         locked = Photo.objects.select_for_update().get(pk=photo.pk)
         if expected_version is not None and check_version(expected_version) != locked.version:
             raise StaleEdit(
@@ -408,9 +411,7 @@ def render_thumbnail(photo: Photo) -> str:
         thumb.thumbnail((size, size), Image.Resampling.LANCZOS)
     buf = io.BytesIO()
     thumb.save(buf, "JPEG", quality=85, optimize=True)
-    if default_storage.exists(name):
-        default_storage.delete(name)
-    default_storage.save(name, ContentFile(buf.getvalue()))
+    write_media(name, buf.getvalue())
     Photo.objects.filter(pk=photo.pk).update(thumbnail=name)
     photo.thumbnail.name = name
     return name
@@ -422,8 +423,6 @@ def delete_photo(*, photo: Photo) -> None:
     If it was the root of a near-duplicate group, the oldest other member becomes
     the root, so the rest of the group stays linked.
     """
-    from inspection.services.voc_files import voc_path
-
     names = [n for n in (photo.image.name, photo.thumbnail.name if photo.thumbnail else "") if n]
     xml = voc_path(photo)
 

@@ -3,6 +3,15 @@
 The rows make boxes queryable; the XML is the interchange format a person can
 open in labelImg. Only human boxes and accepted model boxes are written:
 suggestions are not annotations until a person accepts them.
+
+The rows are the truth and the file follows them: `write_photo_voc` is the one
+writer, and it renders the XML from the rows while holding the photo's row
+lock, so two writers cannot interleave a read of the rows and a write of the
+file. A change wraps its transaction in `voc_follows_rows`: if the change fails
+(a stale version, bad boxes, a failed commit), the XML is rewritten from the
+rows as they are then, under the lock, never from a copy taken before it.
+`check_voc` (a management command) finds and repairs what a crash between the
+file write and the commit can leave behind.
 """
 
 from __future__ import annotations
@@ -12,10 +21,13 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
+from django.db import DatabaseError, transaction
 from PIL import Image
 
 from inspection.models import Box, Photo
-from ml.voc import VocAnnotation, VocBox, to_xml_bytes, write_atomic
+from inspection.selectors import LABEL_BOXES
+from inspection.services.media import write_media_path
+from ml.voc import VocAnnotation, VocBox, to_xml_bytes
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +40,7 @@ def voc_path(photo: Photo) -> Path:
 def annotation_boxes(photo: Photo) -> list[Box]:
     """The boxes that count as annotations: human ones and accepted model ones."""
     return list(
-        Box.objects.filter(photo_id=photo.pk)
-        .exclude(source=Box.Source.MODEL, state__in=[Box.State.SUGGESTED, Box.State.REJECTED])
-        .select_related("label")
-        .order_by("id")
+        Box.objects.filter(LABEL_BOXES, photo_id=photo.pk).select_related("label").order_by("id")
     )
 
 
@@ -71,30 +80,46 @@ def photo_annotation(
     )
 
 
-def write_photo_voc(photo: Photo) -> Path:
-    """Rewrite the photo's XML atomically from its rows; call inside the transaction.
+def photo_voc_bytes(photo: Photo) -> bytes:
+    """The XML the photo's rows say its file should hold (what `check_voc` compares)."""
+    return to_xml_bytes(photo_annotation(photo))
 
-    If the surrounding transaction is rolled back afterwards, the previous XML
-    is put back (see `restoring_voc`), so rows and file never disagree.
+
+def write_photo_voc(photo: Photo | int) -> Path | None:
+    """Write the photo's XML from its rows, atomically, holding the photo's row lock.
+
+    Inside a change's transaction (the lock already held) it writes the state
+    about to be committed; on its own it writes the committed state. Returns
+    the path, or None when the photo no longer exists.
     """
-    target = voc_path(photo)
-    write_atomic(target, to_xml_bytes(photo_annotation(photo)))
+    pk = photo.pk if isinstance(photo, Photo) else photo
+    with transaction.atomic():
+        locked = Photo.objects.select_for_update().filter(pk=pk).first()
+        if locked is None:
+            return None
+        target = voc_path(locked)
+        write_media_path(target, photo_voc_bytes(locked))
     return target
 
 
 @contextlib.contextmanager
-def restoring_voc(photo: Photo) -> Iterator[None]:
-    """Put the photo's previous XML back if the block (a transaction) fails."""
-    target = voc_path(photo)
-    previous = target.read_bytes() if target.exists() else None
+def voc_follows_rows(photo: Photo | int) -> Iterator[None]:
+    """Wrap a transaction that changes a photo's annotation (boxes, verified, verdict).
+
+    If the block fails, the XML is rewritten from the rows as they are after
+    the rollback, read under the row lock: a save that lost a race, or whose
+    commit failed, never leaves its own (or a stale) file over the winner's.
+    """
+    pk = photo.pk if isinstance(photo, Photo) else photo
     try:
         yield
     except BaseException:
         try:
-            if previous is None:
-                target.unlink(missing_ok=True)
-            else:
-                write_atomic(target, previous)
-        except OSError:
-            log.exception("could not restore %s after a failed save", target)
+            write_photo_voc(pk)
+        except (OSError, DatabaseError):
+            log.exception(
+                "photo %s: could not rewrite its XML after a failed change; "
+                "`manage.py check_voc --repair` will",
+                pk,
+            )
         raise

@@ -139,7 +139,8 @@ def test_invalid_boxes_name_the_box_and_change_nothing(photo, inspector, box, ne
     assert needle in info.value.message and "box 1" in info.value.message
     assert info.value.extra["index"] == 1
     photo.refresh_from_db()
-    assert photo.version == 1 and not photo.boxes.exists() and not voc_path(photo).exists()
+    assert photo.version == 1 and not photo.boxes.exists()
+    assert read_voc(voc_path(photo)).boxes == []  # the XML of the upload, untouched
     assert not PhotoEvent.objects.filter(action="boxes").exists()
 
 
@@ -324,3 +325,20 @@ def test_model_suggestions_replace_open_ones_and_keep_reviewed(photo, supervisor
             boxes=[{"xmin": 1, "ymin": 1, "xmax": 500, "ymax": 5, "score": 0.5}],
         )
     assert photo.boxes.count() == 2
+
+
+def test_failed_save_puts_back_the_xml_of_the_committed_rows(photo, inspector):
+    """A lost save rewrites the XML from the rows under the lock: a file damaged or
+    left stale by someone else is repaired, never replaced by a copy from before."""
+    p = save_boxes(
+        photo=photo,
+        boxes=[{"xmin": 1, "ymin": 1, "xmax": 9, "ymax": 9}],
+        user=inspector,
+        expected_version=1,
+    )
+    path = voc_path(p)
+    good = path.read_bytes()
+    path.write_bytes(b"<annotation>stale</annotation>")
+    with pytest.raises(StaleEdit):
+        save_boxes(photo=photo, boxes=[], user=inspector, expected_version=1)
+    assert path.read_bytes() == good

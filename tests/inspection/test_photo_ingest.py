@@ -160,7 +160,8 @@ def test_same_bytes_twice_is_409_naming_the_photo(inspection, settings):
     assert info.value.extra["photo_id"] == first.pk
     assert str(first.pk) in info.value.message and "a.jpg" in info.value.message
     assert Photo.objects.count() == 1
-    assert len(media_files(Path(settings.MEDIA_ROOT) / "photos")) == 1
+    stored = media_files(Path(settings.MEDIA_ROOT) / "photos")
+    assert [p.suffix for p in stored] == [".jpg", ".xml"]  # the one image and its XML
 
 
 def test_resized_reencoded_copy_is_linked_to_the_group_root(inspection):

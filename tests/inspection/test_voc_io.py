@@ -93,7 +93,7 @@ def test_bad_files_are_skipped_and_named_the_rest_goes_in(tmp_path_factory, insp
     from django.conf import settings
 
     stored = [p for p in Path(settings.MEDIA_ROOT, "photos").rglob("*") if p.is_file()]
-    assert len(stored) == 1
+    assert sorted(p.suffix for p in stored) == [".jpg", ".xml"]  # good.jpg and its XML
 
 
 def test_exif_rotated_photo_keeps_its_boxes_on_the_rust(tmp_path_factory, inspection):
