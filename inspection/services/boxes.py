@@ -5,6 +5,12 @@ refuses a stale version (412 with the current state), records the change in
 the history and rewrites the labelImg XML beside the image atomically.
 Model boxes still `suggested` are left alone unless the client sends their id:
 then a person has looked at them, and they become accepted boxes.
+
+The review rule lives here, so that every path (the API, the pages, imports)
+goes through it: reviewing the model's work (accepting, rejecting,
+un-accepting a model box) is for supervisors, and for inspectors on photos
+they uploaded themselves (`may_review_suggestions`), whether it comes as a
+review or inside a box save.
 """
 
 from __future__ import annotations
@@ -14,8 +20,9 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
-from inspection.errors import DomainError, InvalidBoxes, StaleEdit
-from inspection.models import Box, Label, Photo, PhotoEvent
+from inspection.errors import DomainError, InvalidBoxes, NotAllowed, StaleEdit
+from inspection.models import Box, Label, Photo, PhotoEvent, Role
+from inspection.roles import has_role
 from inspection.services.history import (
     actor_or_none,
     box_state,
@@ -23,11 +30,17 @@ from inspection.services.history import (
     photo_state,
     record_event,
 )
-from inspection.services.voc_files import voc_follows_rows, voc_path, write_photo_voc
+from inspection.services.voc_files import (
+    annotation_boxes,
+    voc_follows_rows,
+    voc_path,
+    write_photo_voc,
+)
 
 __all__ = [
     "add_suggestions",
     "annotation_state",
+    "may_review_suggestions",
     "review_suggestion",
     "save_boxes",
     "validate_boxes",
@@ -35,6 +48,26 @@ __all__ = [
 ]
 
 _COORDS = ("xmin", "ymin", "xmax", "ymax")
+
+
+def may_review_suggestions(user: AbstractBaseUser | None, photo: Photo) -> bool:
+    """Supervisors review the model's boxes on any photo; inspectors on photos they uploaded."""
+    if has_role(user, Role.SUPERVISOR):
+        return True
+    return (
+        has_role(user, Role.INSPECTOR)
+        and photo.uploaded_by_id is not None
+        and photo.uploaded_by_id == getattr(user, "pk", None)
+    )
+
+
+def _require_review_right(user: AbstractBaseUser | None, photo: Photo, what: str) -> None:
+    if not may_review_suggestions(user, photo):
+        raise NotAllowed(
+            f"{what}: inspectors review the model's suggestions only on photos they "
+            "uploaded themselves; ask a supervisor.",
+            photo_id=photo.pk,
+        )
 
 
 def _coordinate(value: Any, where: str, key: str) -> int:
@@ -126,13 +159,7 @@ def validate_boxes(photo: Photo, boxes: Any) -> list[dict[str, Any]]:
 
 def annotation_state(photo: Photo) -> dict[str, Any]:
     """What a box save changes, for the history: verified and the annotation boxes."""
-    boxes = (
-        Box.objects.filter(photo_id=photo.pk)
-        .exclude(source=Box.Source.MODEL, state__in=[Box.State.SUGGESTED, Box.State.REJECTED])
-        .select_related("label")
-        .order_by("id")
-    )
-    return {"verified": photo.verified, "boxes": [box_state(b) for b in boxes]}
+    return {"verified": photo.verified, "boxes": [box_state(b) for b in annotation_boxes(photo)]}
 
 
 def _stale(photo: Photo, expected: int) -> StaleEdit:
@@ -160,6 +187,8 @@ def save_boxes(
     and model version). Accepted model boxes left out are marked rejected;
     suggestions left out stay suggestions, unless their id is in `rejected`: then a
     person refused them in the same edit (kept as rejected, the model learns from it).
+    Any of these changes to a model box is a review: `may_review_suggestions`
+    decides (403 otherwise, nothing saved).
     """
     expected = check_version(expected_version)
     if verified is not None and not isinstance(verified, bool):
@@ -177,7 +206,11 @@ def save_boxes(
                 raise InvalidBoxes(
                     f"box {i}: box {item['id']} is not a box of photo {locked.pk}.", index=i
                 )
-        refused = _refused_suggestions(locked, existing, rejected, {i["id"] for i in clean})
+        kept_ids = {i["id"] for i in clean}
+        refused = _refused_suggestions(locked, existing, rejected, kept_ids)
+        reviews = _reviews_in_save(clean, existing, refused, kept_ids)
+        if reviews:
+            _require_review_right(user, locked, reviews[0])
 
         kept: set[int] = set()
         for item in clean:
@@ -228,6 +261,32 @@ def save_boxes(
     return locked
 
 
+def _reviews_in_save(
+    clean: list[dict[str, Any]],
+    existing: dict[int, Box],
+    refused: list[Box],
+    kept_ids: set[int | None],
+) -> list[str]:
+    """What a box save would change about model boxes, in words (empty: no review in it)."""
+    reviews = [
+        f"box {i}: accepting model suggestion {item['id']}"
+        for i, item in enumerate(clean)
+        if item["id"] is not None
+        and existing[item["id"]].source == Box.Source.MODEL
+        and existing[item["id"]].state != Box.State.ACCEPTED
+    ]
+    reviews += [f"rejected: rejecting model suggestion {b.id}" for b in refused]
+    reviews += [
+        f"leaving out accepted model box {b.id} rejects it"
+        for b in existing.values()
+        if b.source == Box.Source.MODEL
+        and b.state == Box.State.ACCEPTED
+        and b.id not in kept_ids
+        and b not in refused
+    ]
+    return reviews
+
+
 def _refused_suggestions(
     photo: Photo, existing: dict[int, Box], rejected: Any, kept_ids: set[int | None]
 ) -> list[Box]:
@@ -261,7 +320,11 @@ def review_suggestion(
     user: AbstractBaseUser | None,
     expected_version: int | None = None,
 ) -> Photo:
-    """A supervisor accepts or rejects one model suggestion (audited, XML rewritten)."""
+    """Accept or reject one model suggestion (audited, versioned, XML rewritten).
+
+    Supervisors on any photo, inspectors on photos they uploaded
+    (`may_review_suggestions`; 403 otherwise).
+    """
     if action not in {"accept", "reject"}:
         raise DomainError(
             f"Unknown review action {action!r}; use 'accept' or 'reject'.", field="action"
@@ -273,23 +336,25 @@ def review_suggestion(
     photo = box.photo
     with voc_follows_rows(photo), transaction.atomic():
         locked = Photo.objects.select_for_update().get(pk=photo.pk)
+        _require_review_right(user, locked, f"Reviewing box {box.pk}")
         if expected_version is not None:
             expected = check_version(expected_version)
             if expected != locked.version:
                 raise _stale(locked, expected)
         current = Box.objects.select_related("label").get(pk=box.pk)
-        before = box_state(current)
+        before: dict[str, Any] = {"box": box_state(current)}
         current.state = Box.State.ACCEPTED if action == "accept" else Box.State.REJECTED
         current.changed_by = actor_or_none(user)
         current.save(update_fields=["state", "changed_by", "changed_at"])
+        after: dict[str, Any] = {"box": box_state(current), "review": action}
         locked.version += 1
         locked.save(update_fields=["version"])
         record_event(
             photo=locked,
             action=PhotoEvent.Action.SUGGESTION,
             user=user,
-            before={"box": before},
-            after={"box": box_state(current), "review": action},
+            before=before,
+            after=after,
         )
         write_photo_voc(locked)
     box.state = current.state

@@ -10,6 +10,7 @@ from inspection.errors import DomainError, InvalidBoxes, StaleEdit
 from inspection.models import Box, Label, Photo, PhotoEvent
 from inspection.services.boxes import review_suggestion, save_boxes, voc_path
 from inspection.services.photos import ingest_photo, photo_state, set_verdict
+from inspection.services.voc_files import write_photo_voc
 from ml.voc import read_voc
 from tests.conftest import jpeg_bytes
 
@@ -17,9 +18,13 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def photo(inspection) -> Photo:
+def photo(inspection, inspector) -> Photo:
+    """A photo the inspector uploaded: reviewing the model's boxes on it is theirs to do."""
     return ingest_photo(
-        inspection=inspection, file=io.BytesIO(jpeg_bytes(200, 100)), filename="p.jpg", user=None
+        inspection=inspection,
+        file=io.BytesIO(jpeg_bytes(200, 100)),
+        filename="p.jpg",
+        user=inspector,
     )
 
 
@@ -112,8 +117,9 @@ def test_stale_version_is_refused_with_current_state_and_nothing_changes(photo, 
     assert current["version"] == 2 and current["boxes"][0]["xmax"] == 9
     assert photo.boxes.count() == 1 and voc_path(p).read_bytes() == xml_before
     with pytest.raises(StaleEdit):
-        set_verdict(photo=photo, verdict="rust", user=inspector, expected_version=1)
+        set_verdict(photo=photo, verdict="norust", user=inspector, expected_version=1)
     assert Photo.objects.get(pk=photo.pk).verdict == "unknown"
+    assert voc_path(p).read_bytes() == xml_before
 
 
 @pytest.mark.parametrize(
@@ -325,6 +331,89 @@ def test_model_suggestions_replace_open_ones_and_keep_reviewed(photo, supervisor
             boxes=[{"xmin": 1, "ymin": 1, "xmax": 500, "ymax": 5, "score": 0.5}],
         )
     assert photo.boxes.count() == 2
+
+
+# --- who may change the model's boxes: one rule for the review and for box saves ---
+
+
+@pytest.fixture
+def others_photo(inspection, integration_user) -> Photo:
+    """A photo a drone uploaded: its suggestions are a supervisor's to review."""
+    return ingest_photo(
+        inspection=inspection,
+        file=io.BytesIO(jpeg_bytes(200, 100, color=(10, 90, 200))),
+        filename="drone.jpg",
+        user=integration_user,
+    )
+
+
+def _unchanged(photo: Photo, box: Box, xml: bytes) -> None:
+    p = Photo.objects.get(pk=photo.pk)
+    box_now = Box.objects.get(pk=box.pk)
+    assert (p.version, box_now.state) == (photo.version, box.state)
+    assert voc_path(p).read_bytes() == xml
+    assert not PhotoEvent.objects.filter(photo=p).exclude(action="upload").exists()
+
+
+@pytest.mark.parametrize("how", ["accept-by-id", "reject-by-list", "leave-out-accepted"])
+def test_inspector_cannot_review_others_suggestions_through_a_box_save(
+    others_photo, inspector, supervisor, how
+):
+    s = suggestion(others_photo)
+    if how == "leave-out-accepted":
+        s.state = Box.State.ACCEPTED
+        s.save()
+        write_photo_voc(others_photo)
+    xml = voc_path(others_photo).read_bytes()
+    kwargs = {
+        "accept-by-id": {"boxes": [{"id": s.id, "xmin": 10, "ymin": 10, "xmax": 50, "ymax": 40}]},
+        "reject-by-list": {"boxes": [], "rejected": [s.id]},
+        "leave-out-accepted": {"boxes": [{"xmin": 1, "ymin": 1, "xmax": 5, "ymax": 5}]},
+    }[how]
+    with pytest.raises(DomainError) as info:
+        save_boxes(photo=others_photo, user=inspector, expected_version=1, **kwargs)
+    assert info.value.status == 403 and str(s.id) in info.value.message
+    assert "supervisor" in info.value.message
+    _unchanged(others_photo, s, xml)
+
+    # The same save by a supervisor goes through.
+    p = save_boxes(photo=others_photo, user=supervisor, expected_version=1, **kwargs)
+    assert p.version == 2
+    expected = {"accept-by-id": "accepted"}.get(how, "rejected")
+    assert Box.objects.get(pk=s.pk).state == expected
+
+
+def test_inspector_may_still_save_human_boxes_on_others_photos(others_photo, inspector):
+    s = suggestion(others_photo)
+    p = save_boxes(
+        photo=others_photo,
+        boxes=[{"xmin": 1, "ymin": 1, "xmax": 5, "ymax": 5}],
+        user=inspector,
+        expected_version=1,
+    )
+    assert p.version == 2 and Box.objects.get(pk=s.pk).state == "suggested"
+    # An accepted model box sent back unchanged is no review either.
+    s.state = Box.State.ACCEPTED
+    s.save()
+    echo = {k: getattr(s, k) for k in ("id", "xmin", "ymin", "xmax", "ymax")}
+    human = p.boxes.get(source="human")
+    keep = {k: getattr(human, k) for k in ("id", "xmin", "ymin", "xmax", "ymax")}
+    p = save_boxes(photo=p, boxes=[echo, keep], user=inspector, expected_version=2)
+    assert p.version == 3 and Box.objects.get(pk=s.pk).state == "accepted"
+
+
+def test_review_rule_is_in_the_service(others_photo, photo, inspector, supervisor):
+    theirs = suggestion(others_photo)
+    xml = voc_path(others_photo).read_bytes()
+    with pytest.raises(DomainError) as info:
+        review_suggestion(box=theirs, action="accept", user=inspector)
+    assert info.value.status == 403
+    _unchanged(others_photo, theirs, xml)
+    with pytest.raises(DomainError):
+        review_suggestion(box=theirs, action="accept", user=None)  # no person: no review
+    assert review_suggestion(box=theirs, action="reject", user=supervisor).version == 2
+    own = suggestion(photo)
+    assert review_suggestion(box=own, action="accept", user=inspector).version == 2
 
 
 def test_failed_save_puts_back_the_xml_of_the_committed_rows(photo, inspector):
