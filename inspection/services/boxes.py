@@ -6,11 +6,13 @@ the history and rewrites the labelImg XML beside the image atomically.
 Model boxes still `suggested` are left alone unless the client sends their id:
 then a person has looked at them, and they become accepted boxes.
 
-The review rule lives here, so that every path (the API, the pages, imports)
-goes through it: reviewing the model's work (accepting, rejecting,
-un-accepting a model box) is for supervisors, and for inspectors on photos
-they uploaded themselves (`may_review_suggestions`), whether it comes as a
-review or inside a box save.
+Two rules live here, so that every path (the API, the pages, imports) goes
+through them:
+- reviewing the model's work (accepting, rejecting, un-accepting a model box)
+  is for supervisors, and for inspectors on photos they uploaded themselves
+  (`may_review_suggestions`), whether it comes as a review or inside a box save;
+- a rust box makes the photo's verdict rust unless a person chose the verdict
+  (`verdict_follows_boxes`).
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.utils import timezone
 
 from inspection.errors import DomainError, InvalidBoxes, NotAllowed, StaleEdit
-from inspection.models import Box, Label, Photo, PhotoEvent, Role
+from inspection.models import Box, Label, Photo, PhotoEvent, Role, Verdict
 from inspection.roles import has_role
 from inspection.services.history import (
     actor_or_none,
@@ -44,10 +47,13 @@ __all__ = [
     "review_suggestion",
     "save_boxes",
     "validate_boxes",
+    "verdict_follows_boxes",
     "voc_path",
 ]
 
 _COORDS = ("xmin", "ymin", "xmax", "ymax")
+# The label whose boxes mean "this photo shows rust" (created with the database).
+RUST_LABEL = "rust"
 
 
 def may_review_suggestions(user: AbstractBaseUser | None, photo: Photo) -> bool:
@@ -68,6 +74,41 @@ def _require_review_right(user: AbstractBaseUser | None, photo: Photo, what: str
             "uploaded themselves; ask a supervisor.",
             photo_id=photo.pk,
         )
+
+
+def verdict_chosen_by_person(photo: Photo) -> bool:
+    """True when the latest explicit verdict (set_verdict, an import's folder) is a real one."""
+    last = (
+        PhotoEvent.objects.filter(photo_id=photo.pk, action=PhotoEvent.Action.VERDICT)
+        .order_by("-id")
+        .values_list("after", flat=True)
+        .first()
+    )
+    return isinstance(last, dict) and last.get("verdict", Verdict.UNKNOWN) != Verdict.UNKNOWN
+
+
+def verdict_follows_boxes(photo: Photo, user: AbstractBaseUser | None) -> str | None:
+    """Apply "a rust box makes the verdict rust" to a locked photo; the old verdict if changed.
+
+    Unless a person chose the verdict: a rust annotation box turns `unknown`
+    into `rust`, and a `rust` that only came from boxes goes back to `unknown`
+    when the last rust box is removed. A chosen verdict is never touched.
+    The caller saves `verdict`, `verdict_by` and `verdict_at`.
+    """
+    if verdict_chosen_by_person(photo):
+        return None
+    has_rust = any(b.label.name == RUST_LABEL for b in annotation_boxes(photo))
+    if has_rust and photo.verdict == Verdict.UNKNOWN:
+        target = Verdict.RUST
+    elif not has_rust and photo.verdict == Verdict.RUST:
+        target = Verdict.UNKNOWN
+    else:
+        return None
+    before = photo.verdict
+    photo.verdict = target
+    photo.verdict_by = actor_or_none(user) if target != Verdict.UNKNOWN else None
+    photo.verdict_at = timezone.now() if target != Verdict.UNKNOWN else None
+    return before
 
 
 def _coordinate(value: Any, where: str, key: str) -> int:
@@ -188,7 +229,8 @@ def save_boxes(
     suggestions left out stay suggestions, unless their id is in `rejected`: then a
     person refused them in the same edit (kept as rejected, the model learns from it).
     Any of these changes to a model box is a review: `may_review_suggestions`
-    decides (403 otherwise, nothing saved).
+    decides (403 otherwise, nothing saved). A rust box may set the verdict
+    (`verdict_follows_boxes`).
     """
     expected = check_version(expected_version)
     if verified is not None and not isinstance(verified, bool):
@@ -252,11 +294,13 @@ def save_boxes(
 
         if verified is not None:
             locked.verified = verified
+        after = annotation_state(locked)
+        old_verdict = verdict_follows_boxes(locked, user)
+        if old_verdict is not None:
+            before["verdict"], after["verdict"] = old_verdict, locked.verdict
         locked.version += 1
-        locked.save(update_fields=["verified", "version"])
-        record_event(
-            photo=locked, action=action, user=user, before=before, after=annotation_state(locked)
-        )
+        locked.save(update_fields=["verified", "version", "verdict", "verdict_by", "verdict_at"])
+        record_event(photo=locked, action=action, user=user, before=before, after=after)
         write_photo_voc(locked)
     return locked
 
@@ -323,7 +367,8 @@ def review_suggestion(
     """Accept or reject one model suggestion (audited, versioned, XML rewritten).
 
     Supervisors on any photo, inspectors on photos they uploaded
-    (`may_review_suggestions`; 403 otherwise).
+    (`may_review_suggestions`; 403 otherwise). Accepting a rust box may set the
+    verdict like a drawn one.
     """
     if action not in {"accept", "reject"}:
         raise DomainError(
@@ -347,8 +392,11 @@ def review_suggestion(
         current.changed_by = actor_or_none(user)
         current.save(update_fields=["state", "changed_by", "changed_at"])
         after: dict[str, Any] = {"box": box_state(current), "review": action}
+        old_verdict = verdict_follows_boxes(locked, user)
+        if old_verdict is not None:
+            before["verdict"], after["verdict"] = old_verdict, locked.verdict
         locked.version += 1
-        locked.save(update_fields=["version"])
+        locked.save(update_fields=["version", "verdict", "verdict_by", "verdict_at"])
         record_event(
             photo=locked,
             action=PhotoEvent.Action.SUGGESTION,

@@ -318,6 +318,13 @@ def _import_one(
                 photo = Photo.objects.get(pk=dup.extra["photo_id"])
                 report.duplicates += 1
                 report.duplicate_files.append(f"{source}: {dup.message}")
+            # The class folder's verdict first: it is a person's choice, which the
+            # boxes saved next then leave alone (boxes.verdict_follows_boxes).
+            n_verdicts = 0
+            if item.verdict and (created or photo.verdict == Verdict.UNKNOWN):
+                if photo.verdict != item.verdict:
+                    photo = set_verdict(photo=photo, verdict=item.verdict, user=user)
+                    n_verdicts = 1
             n_boxes = 0
             if ann is not None:
                 boxes = _boxes_for_photo(ann, photo, data, ann_source)
@@ -343,11 +350,6 @@ def _import_one(
                         action=PhotoEvent.Action.IMPORT,
                     )
                     n_boxes = len(boxes)
-            n_verdicts = 0
-            if item.verdict and (created or photo.verdict == Verdict.UNKNOWN):
-                if photo.verdict != item.verdict:
-                    photo = set_verdict(photo=photo, verdict=item.verdict, user=user)
-                    n_verdicts = 1
     except (DomainError, VocError) as exc:
         _remove_files(stored)
         message = exc.message if isinstance(exc, DomainError) else str(exc)

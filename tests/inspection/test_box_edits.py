@@ -73,8 +73,11 @@ def test_save_writes_rows_xml_and_history(photo, inspector):
 
     event = PhotoEvent.objects.filter(photo=photo, action="boxes").get()
     assert event.actor == inspector and event.version == 2
-    assert event.before == {"verified": False, "boxes": []}
+    assert event.before == {"verified": False, "boxes": [], "verdict": "unknown"}
     assert [b["xmin"] for b in event.after["boxes"]] == [0, 100] and event.after["verified"]
+    # Drawing rust boxes made the photo's verdict rust (nobody had chosen one).
+    assert event.after["verdict"] == "rust" and saved.verdict == "rust"
+    assert saved.verdict_by == inspector
 
 
 def test_second_save_replaces_boxes_and_keeps_ids_sent_back(photo, inspector, supervisor):
@@ -118,7 +121,7 @@ def test_stale_version_is_refused_with_current_state_and_nothing_changes(photo, 
     assert photo.boxes.count() == 1 and voc_path(p).read_bytes() == xml_before
     with pytest.raises(StaleEdit):
         set_verdict(photo=photo, verdict="norust", user=inspector, expected_version=1)
-    assert Photo.objects.get(pk=photo.pk).verdict == "unknown"
+    assert Photo.objects.get(pk=photo.pk).verdict == "rust"  # from the box, not the stale call
     assert voc_path(p).read_bytes() == xml_before
 
 
@@ -414,6 +417,50 @@ def test_review_rule_is_in_the_service(others_photo, photo, inspector, superviso
     assert review_suggestion(box=theirs, action="reject", user=supervisor).version == 2
     own = suggestion(photo)
     assert review_suggestion(box=own, action="accept", user=inspector).version == 2
+
+
+# --- a rust box makes the verdict rust, unless a person chose the verdict ---
+
+
+def test_rust_box_sets_the_verdict_and_removing_it_takes_it_back(photo, inspector):
+    p = save_boxes(
+        photo=photo,
+        boxes=[{"xmin": 1, "ymin": 1, "xmax": 5, "ymax": 5}],
+        user=inspector,
+        expected_version=1,
+    )
+    assert (p.verdict, p.verdict_by) == ("rust", inspector) and p.verdict_at
+    p = save_boxes(photo=p, boxes=[], user=inspector, expected_version=2)
+    assert (p.verdict, p.verdict_by, p.verdict_at) == ("unknown", None, None)
+    event = p.events.filter(action="boxes").first()
+    assert (event.before["verdict"], event.after["verdict"]) == ("rust", "unknown")
+
+
+def test_other_labels_do_not_set_the_verdict(photo, inspector):
+    Label.objects.create(name="weld-crack")
+    box = {"xmin": 1, "ymin": 1, "xmax": 5, "ymax": 5, "label": "weld-crack"}
+    p = save_boxes(photo=photo, boxes=[box], user=inspector, expected_version=1)
+    assert p.verdict == "unknown" and "verdict" not in p.events.first().after
+
+
+@pytest.mark.parametrize("chosen", ["norust", "rust"])
+def test_a_chosen_verdict_is_left_alone_by_boxes(photo, inspector, supervisor, chosen):
+    p = set_verdict(photo=photo, verdict=chosen, user=supervisor, expected_version=1)
+    p = save_boxes(
+        photo=p,
+        boxes=[{"xmin": 1, "ymin": 1, "xmax": 5, "ymax": 5}],
+        user=inspector,
+        expected_version=2,
+    )
+    assert (p.verdict, p.verdict_by) == (chosen, supervisor)
+    p = save_boxes(photo=p, boxes=[], user=inspector, expected_version=3)
+    assert (p.verdict, p.verdict_by) == (chosen, supervisor)
+
+
+def test_accepting_a_rust_suggestion_sets_the_verdict(photo, inspector):
+    p = review_suggestion(box=suggestion(photo), action="accept", user=inspector)
+    assert p.verdict == "rust"
+    assert p.events.filter(action="suggestion").first().after["verdict"] == "rust"
 
 
 def test_failed_save_puts_back_the_xml_of_the_committed_rows(photo, inspector):
