@@ -9,7 +9,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
+from django.db.models import (
+    BooleanField,
+    Count,
+    Exists,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+)
 
 from inspection.models import Asset, Box, Inspection, Label, Photo, PhotoEvent, Verdict
 
@@ -17,8 +26,23 @@ from inspection.models import Asset, Box, Inspection, Label, Photo, PhotoEvent, 
 # suggestion a person accepted. Suggested and rejected model boxes do not.
 LABEL_BOXES = Q(source=Box.Source.HUMAN) | Q(source=Box.Source.MODEL, state=Box.State.ACCEPTED)
 SUGGESTIONS = Q(source=Box.Source.MODEL, state=Box.State.SUGGESTED)
-# A photo is labelled once a person gave it a verdict or verified it.
-UNLABELLED = Q(verdict=Verdict.UNKNOWN, verified=False)
+
+
+def unlabelled_q(prefix: str = "") -> Q:
+    """A photo is *labelled* once it has a human verdict or is verified (DESIGN.md).
+
+    The one definition: lists, filters, counts, the grid and the API all use it
+    (as `UNLABELLED`, or with `prefix` through a relation, `"photos__"`).
+    """
+    return Q(**{f"{prefix}verdict": Verdict.UNKNOWN, f"{prefix}verified": False})
+
+
+UNLABELLED = unlabelled_q()
+
+
+def is_labelled(photo: Photo) -> bool:
+    """Whether one photo is labelled, as stored (see `unlabelled_q`)."""
+    return not Photo.objects.filter(UNLABELLED, pk=photo.pk).exists()
 
 
 @dataclass(frozen=True)
@@ -45,9 +69,7 @@ def inspection_list(*, asset_id: int | None = None) -> QuerySet[Inspection]:
     """Inspections (optionally of one asset) with their photo counts."""
     qs = Inspection.objects.select_related("asset", "created_by").annotate(
         photo_count=Count("photos", distinct=True),
-        unlabelled_count=Count(
-            "photos", filter=Q(photos__verdict="unknown", photos__verified=False), distinct=True
-        ),
+        unlabelled_count=Count("photos", filter=unlabelled_q("photos__"), distinct=True),
     )
     if asset_id is not None:
         qs = qs.filter(asset_id=asset_id)
@@ -57,11 +79,15 @@ def inspection_list(*, asset_id: int | None = None) -> QuerySet[Inspection]:
 def _with_box_flags(qs: QuerySet[Photo]) -> QuerySet[Photo]:
     label_boxes = Box.objects.filter(LABEL_BOXES, photo=OuterRef("pk"))
     suggestions = Box.objects.filter(SUGGESTIONS, photo=OuterRef("pk"))
-    return qs.annotate(has_boxes=Exists(label_boxes), has_suggestions=Exists(suggestions))
+    return qs.annotate(
+        has_boxes=Exists(label_boxes),
+        has_suggestions=Exists(suggestions),
+        labelled=ExpressionWrapper(~UNLABELLED, output_field=BooleanField()),
+    )
 
 
 def photo_list(filters: PhotoFilters | None = None) -> QuerySet[Photo]:
-    """Photos, newest first, annotated with `has_boxes` and `has_suggestions`."""
+    """Photos, newest first, annotated with `has_boxes`, `has_suggestions` and `labelled`."""
     f = filters or PhotoFilters()
     qs = _with_box_flags(Photo.objects.select_related("inspection__asset"))
     if f.inspection_id is not None:

@@ -58,6 +58,12 @@ class PhotoFilterSerializer(serializers.Serializer):
     verdict = serializers.ChoiceField(choices=Verdict.choices, required=False)
     has_boxes = serializers.BooleanField(required=False, allow_null=True, default=None)
     has_suggestions = serializers.BooleanField(required=False, allow_null=True, default=None)
+    labelled = serializers.BooleanField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="true: a human verdict or verified; false: neither yet.",
+    )
 
 
 class UploadInputSerializer(InputSerializer):
@@ -194,6 +200,7 @@ class PhotoViewSet(
                     verdict=f.get("verdict"),
                     has_boxes=f.get("has_boxes"),
                     has_suggestions=f.get("has_suggestions"),
+                    labelled=f.get("labelled"),
                 )
             )
         return selectors.photo_detail_queryset()

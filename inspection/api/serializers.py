@@ -14,6 +14,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from inspection.models import Box, Photo, PhotoEvent, Verdict
+from inspection.selectors import is_labelled
 
 
 def _username() -> serializers.SlugRelatedField:
@@ -79,6 +80,9 @@ class PhotoSerializer(serializers.ModelSerializer):
     verdict_by = _username()
     has_boxes = serializers.BooleanField(read_only=True)
     has_suggestions = serializers.BooleanField(read_only=True)
+    labelled = serializers.BooleanField(
+        read_only=True, help_text="A human verdict or verified (selectors.unlabelled_q)."
+    )
     url = serializers.SerializerMethodField()
     image_url = serializers.SerializerMethodField()
     thumbnail_url = serializers.SerializerMethodField()
@@ -106,6 +110,7 @@ class PhotoSerializer(serializers.ModelSerializer):
             "version",
             "has_boxes",
             "has_suggestions",
+            "labelled",
             "image_url",
             "thumbnail_url",
         ]
@@ -188,7 +193,12 @@ class PhotoStateSerializer(serializers.Serializer):
     version = serializers.IntegerField()
     verdict = serializers.ChoiceField(choices=Verdict.choices)
     verified = serializers.BooleanField()
+    labelled = serializers.SerializerMethodField()
     boxes = serializers.SerializerMethodField()
+
+    @extend_schema_field(serializers.BooleanField(help_text="A human verdict or verified."))
+    def get_labelled(self, photo: Photo) -> bool:
+        return is_labelled(photo)
 
     @extend_schema_field(PhotoStateBoxSerializer(many=True))
     def get_boxes(self, photo: Photo) -> list[dict[str, Any]]:

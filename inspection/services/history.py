@@ -8,6 +8,7 @@ from django.contrib.auth.models import AbstractBaseUser
 
 from inspection.errors import DomainError
 from inspection.models import Box, Photo, PhotoEvent
+from inspection.selectors import is_labelled
 
 
 def box_state(box: Box) -> dict[str, Any]:
@@ -39,6 +40,7 @@ def photo_state(photo: Photo) -> dict[str, Any]:
         "version": photo.version,
         "verdict": photo.verdict,
         "verified": photo.verified,
+        "labelled": is_labelled(photo),
         "boxes": [box_state(b) for b in boxes],
     }
 
