@@ -54,13 +54,6 @@ class StaleEdit(DomainError):
     code = "stale_edit"
 
 
-class NotAllowed(DomainError):
-    """A rule on the data forbids this user the change (whose photo, which role): 403."""
-
-    status = 403
-    code = "permission_denied"
-
-
 class InvalidBoxes(DomainError):
     status = 400
     code = "invalid_boxes"

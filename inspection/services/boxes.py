@@ -23,7 +23,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from inspection.errors import DomainError, InvalidBoxes, NotAllowed, StaleEdit
+from inspection.errors import DomainError, Forbidden, InvalidBoxes, StaleEdit
 from inspection.models import Box, Label, Photo, PhotoEvent, Role, Verdict
 from inspection.roles import has_role
 from inspection.services.history import (
@@ -69,7 +69,7 @@ def may_review_suggestions(user: AbstractBaseUser | None, photo: Photo) -> bool:
 
 def _require_review_right(user: AbstractBaseUser | None, photo: Photo, what: str) -> None:
     if not may_review_suggestions(user, photo):
-        raise NotAllowed(
+        raise Forbidden(
             f"{what}: inspectors review the model's suggestions only on photos they "
             "uploaded themselves; ask a supervisor.",
             photo_id=photo.pk,
