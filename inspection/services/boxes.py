@@ -77,14 +77,12 @@ def _require_review_right(user: AbstractBaseUser | None, photo: Photo, what: str
 
 
 def verdict_chosen_by_person(photo: Photo) -> bool:
-    """True when the latest explicit verdict (set_verdict, an import's folder) is a real one."""
-    last = (
-        PhotoEvent.objects.filter(photo_id=photo.pk, action=PhotoEvent.Action.VERDICT)
-        .order_by("-id")
-        .values_list("after", flat=True)
-        .first()
-    )
-    return isinstance(last, dict) and last.get("verdict", Verdict.UNKNOWN) != Verdict.UNKNOWN
+    """True once someone set the verdict (set_verdict, an import's class folder), even "unknown".
+
+    An explicit "unknown" is the editor's "unsure": boxes leave it alone too.
+    Verdicts that follow from boxes are recorded in box events, never as verdict events.
+    """
+    return PhotoEvent.objects.filter(photo_id=photo.pk, action=PhotoEvent.Action.VERDICT).exists()
 
 
 def verdict_follows_boxes(photo: Photo, user: AbstractBaseUser | None) -> str | None:

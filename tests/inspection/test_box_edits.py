@@ -443,7 +443,7 @@ def test_other_labels_do_not_set_the_verdict(photo, inspector):
     assert p.verdict == "unknown" and "verdict" not in p.events.first().after
 
 
-@pytest.mark.parametrize("chosen", ["norust", "rust"])
+@pytest.mark.parametrize("chosen", ["norust", "rust", "unknown"])  # unknown: "unsure"
 def test_a_chosen_verdict_is_left_alone_by_boxes(photo, inspector, supervisor, chosen):
     p = set_verdict(photo=photo, verdict=chosen, user=supervisor, expected_version=1)
     p = save_boxes(
