@@ -28,7 +28,7 @@ class Chart:
     height: int
     series: list[Series]
     y_ticks: list[tuple[float, str]]
-    x_labels: list[tuple[float, str]]
+    x_labels: list[tuple[float, str, str]]
     left: int
     bottom: int
 
@@ -47,12 +47,12 @@ def line_chart(
     series: dict[str, list[float | None]],
     labels: list[str],
     *,
-    width: int = 520,
-    height: int = 180,
+    width: int = 760,
+    height: int = 220,
     y_range: tuple[float, float] | None = None,
 ) -> Chart:
     """Scale the series into a width x height box with room for axes (values may be None)."""
-    left, right, top, bottom = 40, 10, 10, 26
+    left, right, top, bottom = 40, 16, 10, 26
     values = [v for vs in series.values() for v in map(_finite, vs) if v is not None]
     if y_range is not None:
         lo, hi = y_range
@@ -86,5 +86,12 @@ def line_chart(
     levels = [lo + (hi - lo) * t / 4 for t in range(5)]
     ticks = [(round(y(v), 1), f"{v:.2g}") for v in levels]
     step = max(1, math.ceil(n / 8))
-    xl = [(round(x(i), 1), labels[i]) for i in range(0, min(n, len(labels)), step)]
+    shown = list(range(0, min(n, len(labels)), step))
+    if n > 1 and shown[-1] != n - 1 and n - 1 < len(labels):
+        shown.append(n - 1)
+
+    def anchor(i: int) -> str:
+        return "middle" if n == 1 else "start" if i == 0 else "end" if i == n - 1 else "middle"
+
+    xl = [(round(x(i), 1), labels[i], anchor(i)) for i in shown]
     return Chart(width, height, out, ticks, xl, left, height - bottom)

@@ -50,7 +50,18 @@ HEADLINE = {
     ModelKind.CLASSIFIER: ("accuracy", "roc_auc", "precision_rust", "recall_rust", "f1_rust"),
     ModelKind.DETECTOR: ("AP50", "AP", "AP75", "AR100"),
 }
+# What the overview draws over time, per kind.
+CHART_METRICS = {
+    ModelKind.CLASSIFIER: ("accuracy", "roc_auc", "recall_rust"),
+    ModelKind.DETECTOR: ("AP50", "AP"),
+}
 HIDDEN_METRICS = {"confusion", "threshold", "n"}
+PLOT_TITLES = {
+    "pr_curve": "Precision–recall curve",
+    "roc_curve": "ROC curve",
+    "confusion_matrix": "Confusion matrix",
+    "loss_curves": "Loss curves",
+}
 
 
 def _error_message(request: HttpRequest, exc: DomainError) -> None:
@@ -319,7 +330,8 @@ def _plots(version: ModelVersion) -> list[dict[str, str]]:
     out = []
     for name in sorted(files):
         if name.endswith(".png"):
-            title = name.removesuffix(".png").replace("_", " ")
+            stem = name.removesuffix(".png")
+            title = PLOT_TITLES.get(stem, stem.replace("_", " ").capitalize())
             out.append(
                 {"name": name, "title": title, "url": f"/api/v1/models/{version.pk}/plots/{name}"}
             )
@@ -485,7 +497,7 @@ def _metric_history_chart(kind: str) -> Any:
     rows = sup.deployed_over_time(kind)
     if not rows:
         return None
-    names = HEADLINE[kind][:3]
+    names = CHART_METRICS[kind]
     series = {m: [_number(r["metrics"].get(m)) for r in rows] for m in names}
     return line_chart(series, [r["version"] for r in rows], y_range=(0.0, 1.0))
 

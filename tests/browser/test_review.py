@@ -87,6 +87,9 @@ def test_supervisor_accepts_and_rejects_from_the_review_page(page, queue):
     page.set_viewport_size({"width": 820, "height": 1180})  # a tablet, upright
     expect(overlay).to_have_attribute("data-drawn", "1")  # the accepted one; rejected are hidden
     screenshot(page, "review-photo-tablet")
+    page.get_by_role("link", name="Overview", exact=True).click()
+    expect(page.locator("#count-labelled")).to_have_text("1")  # bow-02, verified by sam
+    screenshot(page, "overview-tablet")
     assert page.js_errors == []
 
 

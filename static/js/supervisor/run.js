@@ -13,7 +13,7 @@ function drawLoss() {
   const svg = $("loss-chart");
   const points = [...losses.entries()].sort((a, b) => a[0] - b[0]);
   if (points.length < 1) { svg.innerHTML = ""; return; }
-  const w = 520, h = 140, left = 44, right = 10, top = 10, bottom = 22;
+  const w = 1040, h = 200, left = 50, right = 12, top = 12, bottom = 24;
   const ys = points.map((p) => p[1]);
   let lo = Math.min(...ys), hi = Math.max(...ys);
   if (hi - lo < 1e-9) { lo -= 0.5; hi += 0.5; }
