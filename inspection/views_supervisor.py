@@ -12,10 +12,11 @@ read by the page from the job API.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from django import forms
 from django.contrib import messages
+from django.core.files.storage import default_storage
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
@@ -28,7 +29,6 @@ from inspection.charts import line_chart
 from inspection.errors import DomainError
 from inspection.models import (
     Box,
-    DeployedModel,
     Inspection,
     Job,
     ModelKind,
@@ -38,8 +38,11 @@ from inspection.models import (
     TrainingRun,
 )
 from inspection.services.boxes import review_suggestion
-from inspection.services.history import photo_state
+from inspection.services.history import check_version, photo_state
+from inspection.services.jobs import cancel_job
+from inspection.services.registry import deploy_version, deployed_versions, rollback
 from inspection.services.review import approve_photo
+from inspection.services.training import start_run
 from inspection.views import role_required
 
 supervisor_page = role_required(Role.SUPERVISOR)
@@ -190,16 +193,11 @@ def _after_review(request: HttpRequest, photo: Photo) -> HttpResponseRedirect:
 
 
 def _parse_query(query: str) -> list[tuple[str, str]]:
-    from urllib.parse import parse_qsl
-
     return parse_qsl(query)
 
 
 def _version_field(request: HttpRequest) -> int:
-    raw = request.POST.get("version", "")
-    from inspection.services.history import check_version
-
-    return check_version(raw)
+    return check_version(request.POST.get("version", ""))
 
 
 @supervisor_page
@@ -279,11 +277,7 @@ def _acceptance(version: ModelVersion) -> dict[str, Any] | None:
 
 
 def _deployed() -> dict[str, ModelVersion]:
-    """The deployed version per kind (the registry's read; the pointer rows before it lands)."""
-    try:
-        from inspection.services.registry import deployed_versions
-    except ImportError:
-        return {d.kind: d.version for d in DeployedModel.objects.select_related("version")}
+    """The deployed version per kind."""
     return deployed_versions()
 
 
@@ -320,8 +314,6 @@ def models(request: HttpRequest) -> HttpResponse:
 
 
 def _plots(version: ModelVersion) -> list[dict[str, str]]:
-    from django.core.files.storage import default_storage
-
     folder = f"{version.artifact}/plots"
     try:
         _, files = default_storage.listdir(folder)
@@ -333,7 +325,11 @@ def _plots(version: ModelVersion) -> list[dict[str, str]]:
             stem = name.removesuffix(".png")
             title = PLOT_TITLES.get(stem, stem.replace("_", " ").capitalize())
             out.append(
-                {"name": name, "title": title, "url": f"/api/v1/models/{version.pk}/plots/{name}"}
+                {
+                    "name": name,
+                    "title": title,
+                    "url": reverse("api:model-plot", args=[version.pk, name]),
+                }
             )
     return out
 
@@ -400,8 +396,6 @@ def _reason(request: HttpRequest) -> str:
 @require_POST
 def model_deploy(request: HttpRequest, pk: int) -> HttpResponse:
     """Deploy a version (a held one needs a reason): the registry moves the pointer."""
-    from inspection.services.registry import deploy_version
-
     version = get_object_or_404(ModelVersion, pk=pk)
     try:
         deploy_version(version=version, user=request.user, reason=_reason(request))
@@ -416,8 +410,6 @@ def model_deploy(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def model_rollback(request: HttpRequest, kind: str) -> HttpResponse:
     """Move the kind's pointer back to the version deployed before the current one."""
-    from inspection.services.registry import rollback
-
     try:
         deployment = rollback(kind=kind, user=request.user, reason=_reason(request))
     except DomainError as exc:
@@ -449,7 +441,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "run": run,
             "job": run.job,
-            "job_url": f"/api/v1/jobs/{run.job_id}/",
+            "job_url": reverse("api:job-detail", args=[run.job_id]),
             "versions": list(run.versions.order_by("kind")),
             **CAN,
         },
@@ -460,8 +452,6 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def run_start(request: HttpRequest) -> HttpResponse:
     """Queue a training run now (it waits while another one runs)."""
-    from inspection.services.training import start_run
-
     try:
         run = start_run(user=request.user, skip_detector=request.POST.get("skip_detector") == "on")
     except DomainError as exc:
@@ -475,8 +465,6 @@ def run_start(request: HttpRequest) -> HttpResponse:
 @require_POST
 def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     """Cancel the run's job: at once while queued, at its next step while running."""
-    from inspection.services.jobs import cancel_job
-
     run = get_object_or_404(TrainingRun.objects.select_related("job"), pk=pk)
     try:
         job = cancel_job(job=run.job, user=request.user)

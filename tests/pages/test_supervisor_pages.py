@@ -267,3 +267,40 @@ def test_overview_counts_labelled_suggested_unlabelled(inspection, inspector, su
     assert (row["photos"], row["labelled"], row["rust"], row["rust_share"]) == (3, 1, 1, 100)
     page = signed_in(supervisor).get("/overview/").content.decode()
     assert 'id="count-suggested">1<' in page
+
+
+def test_start_run_queues_one_and_cancel_stops_it(supervisor):
+    c = signed_in(supervisor)
+    r = c.post("/models/runs/start/", {"skip_detector": "on"})
+    run = TrainingRun.objects.get()
+    assert r.status_code == 302 and r["Location"] == f"/models/runs/{run.pk}/"
+    assert run.job.state == Job.State.QUEUED and run.job.created_by == supervisor
+    assert run.config["skip_detector"] is True and run.trigger == "manual"
+    page = c.get(r["Location"]).content.decode()
+    assert f"Training run {run.pk} queued" in page and "Cancel the run" in page
+    r = c.post(f"/models/runs/{run.pk}/cancel/", follow=True)
+    assert f"Training run {run.pk} cancelled" in r.content.decode()
+    run.job.refresh_from_db()
+    assert run.job.state == Job.State.CANCELLED
+    r = c.post(f"/models/runs/{run.pk}/cancel/", follow=True)  # twice: a message, not a 500
+    assert r.status_code == 200 and b"already cancelled" in r.content
+
+
+def test_deploy_and_rollback_refusals_are_messages(version, supervisor):
+    from inspection.models import Deployment
+
+    c = signed_in(supervisor)
+    r = c.post("/models/classifier/rollback/", {"reason": "x"}, follow=True)
+    assert r.status_code == 200 and b"nothing to roll back" in r.content
+    ModelVersion.objects.filter(pk=version.pk).update(gate=ModelVersion.Gate.HELD)
+    r = c.post(f"/models/{version.pk}/deploy/", {"reason": "  "}, follow=True)
+    assert r.status_code == 200 and b"give a reason" in r.content
+    assert not Deployment.objects.exists()
+    r = c.post(f"/models/{version.pk}/deploy/", {"reason": "r" * 2001}, follow=True)
+    assert b"longer than 2,000 characters" in r.content
+    r = c.post(f"/models/{version.pk}/deploy/", {"reason": "the fleet needs recall"}, follow=True)
+    assert b"classifier-1 is now the deployed classifier" in r.content
+    [d] = Deployment.objects.all()
+    assert (d.actor, d.reason, d.automatic) == (supervisor, "the fleet needs recall", False)
+    assert c.post("/models/fish/rollback/", {}, follow=True).status_code == 200
+    assert c.post("/models/99999/deploy/", {}).status_code == 404
