@@ -129,7 +129,7 @@ def asset_list(request: HttpRequest) -> HttpResponse:
             raise PermissionDenied("Only supervisors create assets.")
         if form.is_valid():
             try:
-                asset = create_asset(**form.cleaned_data)
+                asset = create_asset(**form.cleaned_data, user=request.user)
             except DomainError as exc:
                 form.add_error("name" if exc.status == 409 else None, exc.message)
             else:

@@ -167,7 +167,7 @@ class AssetViewSet(
 
     def create(self, request: Request) -> Response:
         data = validated(AssetCreateSerializer, request.data)
-        asset = create_asset(**data)
+        asset = create_asset(**data, user=request.user)
         out = selectors.asset_list().get(pk=asset.pk)
         return Response(self.get_serializer(out).data, status=status.HTTP_201_CREATED)
 

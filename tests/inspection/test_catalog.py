@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from inspection.errors import Conflict, DomainError
+from inspection.errors import Conflict, DomainError, Forbidden
 from inspection.models import Asset, Inspection, Photo
 from inspection.services.catalog import (
     create_asset,
@@ -46,6 +46,19 @@ def test_bad_fields_are_400():
     with pytest.raises(DomainError) as info:
         create_asset(name="X", kind="spaceship")
     assert info.value.status == 400 and "kind" in info.value.message
+
+
+def test_only_supervisors_create_assets_on_every_path(inspector, supervisor):
+    with pytest.raises(Forbidden, match="only supervisors create assets"):
+        create_asset(name="Pier 4", user=inspector)
+    with pytest.raises(Forbidden):
+        get_or_create_inspection(asset_name="Pier 4", inspection_name="May", user=inspector)
+    assert not Asset.objects.exists() and not Inspection.objects.exists()
+    assert create_asset(name="Pier 4", user=supervisor).name == "Pier 4"
+    # The asset exists now: an inspector may add inspections of it.
+    insp = get_or_create_inspection(asset_name="Pier 4", inspection_name="May", user=inspector)
+    assert insp.asset.name == "Pier 4" and insp.created_by == inspector
+    assert create_asset(name="Tank 1").name == "Tank 1"  # user=None: the command line
 
 
 def test_get_or_create_inspection_is_idempotent():
