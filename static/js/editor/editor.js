@@ -19,6 +19,7 @@ const statusLine = $("#editor-status");
 const notice = $("#editor-notice");
 const boxTable = $("#box-rows");
 const slider = $("#score-threshold");
+const panel = root.querySelector(".panel");
 const photo = data.photo;
 const csrf = data.csrf;
 const canLabel = data.can_label;
@@ -41,6 +42,8 @@ const pointers = new Map();
 // --- drawing -----------------------------------------------------------------
 
 let frame = 0;
+let zoomedAt = -Infinity; // labels wait until a wheel zoom stops: boxes stay exact, frames stay short
+let settle = 0;
 function render() {
   if (frame) return;
   frame = requestAnimationFrame(() => {
@@ -50,12 +53,24 @@ function render() {
     renderer.draw({
       boxes: state.boxes, threshold: Number(slider.value), selected: state.selected, hover,
       drawing: gesture && gesture.type === "draw" ? gesture.box : null, theirs,
+      quick: performance.now() - zoomedAt < 150,
+      active: gesture && ((gesture.type === "move" && gesture.started) || gesture.type === "resize") ? gesture.box.key : null,
     });
     $("#zoom-level").textContent = `${Math.round(view.scale * 100)} %`;
   });
 }
 
+// The stage fills the window below the toolbar (the panel beside it scrolls on its own).
+function fitStage() {
+  if (window.innerWidth <= 1000) { stage.style.height = ""; panel.style.height = ""; return; }
+  const top = stage.getBoundingClientRect().top + window.scrollY;
+  const h = `${Math.max(360, window.innerHeight - top - 10)}px`;
+  stage.style.height = h;
+  panel.style.height = h;
+}
+
 function layout() {
+  fitStage();
   const r = stage.getBoundingClientRect();
   view.resize(r.width, r.height);
   renderer.resize(r.width, r.height);
@@ -83,15 +98,15 @@ function rowFor(b) {
   const tr = document.createElement("tr");
   tr.dataset.key = String(b.key);
   tr.className = `${b.source} ${b.state}`;
-  const kind = b.state === "suggested" ? `model ${(b.score ?? 0).toFixed(2)}` : b.source === "model" ? "accepted" : "human";
-  tr.innerHTML = "<td></td><td class=\"coords\"></td><td></td><td class=\"acts\"></td>";
+  const kind = b.state === "suggested" ? `model ${(b.score ?? 0).toFixed(2)}` : b.source === "model" ? "model ✓" : "human";
+  tr.innerHTML = "<td></td><td class=\"coords\"></td><td class=\"kind\"></td><td class=\"acts\"></td>";
   tr.children[0].textContent = b.label;
   tr.children[1].textContent = `${b.xmin}, ${b.ymin}, ${b.xmax}, ${b.ymax}`;
   tr.children[2].textContent = kind;
   if (b.state === "suggested" && canLabel) {
     tr.children[3].innerHTML =
-      '<button type="button" class="mini ok" data-act="accept" title="Accept (Enter)">Accept</button>' +
-      '<button type="button" class="mini bad" data-act="reject" title="Reject (X)">Reject</button>';
+      '<button type="button" class="mini ok" data-act="accept" title="Accept (Enter)" aria-label="Accept">✓</button>' +
+      '<button type="button" class="mini bad" data-act="reject" title="Reject (X)" aria-label="Reject">✕</button>';
   }
   if (b.key === state.selected) tr.classList.add("selected");
   return tr;
@@ -110,7 +125,8 @@ function renderList() {
   boxTable.replaceChildren(frag);
   const open = state.suggestions();
   const hidden = open.filter((b) => (b.score ?? 1) < threshold).length;
-  $("#box-count").textContent = `${state.annotations().length} boxes`;
+  const n = state.annotations().length;
+  $("#box-count").textContent = `${n} box${n === 1 ? "" : "es"}`;
   $("#suggestion-count").textContent = open.length
     ? `${open.length} open${hidden ? `, ${hidden} below ${threshold.toFixed(2)} hidden` : ""}`
     : "none open";
@@ -366,8 +382,8 @@ function showConflict(current) {
   keepMine.id = "conflict-keep-mine";
   notice.append(p, useTheirs, keepMine);
   root.dataset.conflict = "true";
-  status("Not saved: a colleague saved first. Choose below.", "bad");
-  render();
+  status("Not saved: a colleague saved first. Choose above the photo.", "bad");
+  layout();
 }
 
 function button(text, cls, onClick) {
@@ -375,7 +391,7 @@ function button(text, cls, onClick) {
   b.type = "button";
   b.textContent = text;
   if (cls) b.className = cls;
-  b.addEventListener("click", () => { delete root.dataset.conflict; onClick(); });
+  b.addEventListener("click", () => { delete root.dataset.conflict; onClick(); layout(); });
   return b;
 }
 
@@ -409,6 +425,7 @@ function offerDraft() {
   });
   discard.id = "draft-discard";
   notice.append(p, restore, discard);
+  layout();
 }
 
 function scheduleAutosave() {
@@ -592,6 +609,9 @@ stage.addEventListener("wheel", (e) => {
   const p = local(e);
   const delta = e.deltaMode === 1 ? e.deltaY * 16 : e.deltaY;
   view.zoomAt(p.x, p.y, Math.exp(-delta * 0.0015));
+  zoomedAt = performance.now();
+  clearTimeout(settle);
+  settle = setTimeout(render, 160);
   render();
 }, { passive: false });
 
@@ -742,7 +762,7 @@ showSaveState();
 showVerdict();
 updateSelectionTools();
 offerDraft();
-if (!canLabel) status("Read-only: editing needs the inspector role.");
+status(canLabel ? "Ready · W draws a box, ? lists the keys" : "Read-only: editing needs the inspector role.");
 requestAnimationFrame(() => {
   render();
   requestAnimationFrame(() => {
@@ -752,4 +772,4 @@ requestAnimationFrame(() => {
 });
 
 // For the browser tests and the benchmark: the live state, read-only by convention.
-window.rustwatchEditor = { state, view, render, getState: () => getState(data.urls.boxes) };
+window.rustwatchEditor = { state, view, renderer, render, getState: () => getState(data.urls.boxes) };

@@ -43,18 +43,50 @@ export class Renderer {
   }
 
   /**
-   * scene: {boxes, threshold, selected, hover, drawing, theirs}. Boxes in state
-   * "rejected", and suggestions under the threshold, are not drawn.
+   * scene: {boxes, threshold, selected, hover, drawing, theirs, active}. Boxes in
+   * state "rejected", and suggestions under the threshold, are not drawn.
+   * `active` is the key of the box being dragged: the others are drawn once into
+   * a bitmap that each frame copies, so a drag costs one box however many there are.
+   * `quick` leaves the labels out (while the wheel zooms; they return when it stops).
    */
   draw(scene) {
+    if (scene.active == null) {
+      this.frozen = null;
+      this.paint(this.ctx, scene, null);
+      return;
+    }
+    const v = this.view;
+    const key = `${scene.active}|${v.scale}|${v.tx}|${v.ty}|${v.sw}|${v.sh}|${scene.threshold}`;
+    if (!this.frozen || this.frozen.key !== key) {
+      const layer = this.frozen?.canvas || document.createElement("canvas");
+      layer.width = this.canvas.width;
+      layer.height = this.canvas.height;
+      this.paint(layer.getContext("2d"), { ...scene, selected: null, hover: null, drawing: null }, scene.active);
+      this.frozen = { key, canvas: layer };
+    }
+    const { ctx } = this;
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.clearRect(0, 0, this.canvas.width, this.canvas.height);
+    ctx.drawImage(this.frozen.canvas, 0, 0);
+    const only = scene.boxes.filter((b) => b.key === scene.active);
+    this.paint(ctx, { ...scene, boxes: only, theirs: null }, null, false);
+  }
+
+  paint(ctx, scene, skip, clear = true) {
+    const saved = this.ctx;
+    this.ctx = ctx;
+    try { this.paintBoxes(scene, skip, clear); } finally { this.ctx = saved; }
+  }
+
+  paintBoxes(scene, skip, clear) {
     const { ctx } = this;
     ctx.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
-    ctx.clearRect(0, 0, this.view.sw, this.view.sh);
+    if (clear) ctx.clearRect(0, 0, this.view.sw, this.view.sh);
     const groups = { human: [], suggested: [] };
     let selected = null;
     let hover = null;
     for (const b of scene.boxes) {
-      if (b.state === "rejected") continue;
+      if (b.state === "rejected" || b.key === skip) continue;
       if (b.state === "suggested" && (b.score ?? 1) < scene.threshold) continue;
       const r = this.rect(b);
       if (!this.visible(r)) continue;
@@ -70,8 +102,10 @@ export class Renderer {
     }
     this.stroke(groups.suggested, STYLE.suggested, 2);
     this.stroke(groups.human, STYLE.human, 2);
-    this.labels(groups.suggested, STYLE.suggested, (b) => `${b.label} ${(b.score ?? 0).toFixed(2)}`);
-    this.labels(groups.human, STYLE.human, (b) => (b.source === "model" ? `${b.label} ✓` : b.label));
+    if (!scene.quick) {
+      this.labels(groups.suggested, STYLE.suggested, (b) => `${b.label} ${(b.score ?? 0).toFixed(2)}`);
+      this.labels(groups.human, STYLE.human, (b) => (b.source === "model" ? `${b.label} ✓` : b.label));
+    }
     if (hover && hover !== selected) this.highlight(hover, 3);
     if (selected) this.highlight(selected, 3, true);
     if (scene.drawing) this.stroke([{ r: this.rect(scene.drawing) }], STYLE.drawing, 1.5);

@@ -30,15 +30,17 @@ export class View {
   }
 
   /** Zoom by `factor` keeping the image point under (sx, sy) where it is. */
-  zoomAt(sx, sy, factor) {
+  zoomAt(sx, sy, factor) { this.zoomTo(sx, sy, this.scale * factor); }
+
+  zoomTo(sx, sy, scale) {
     const p = this.toImage(sx, sy);
-    this.scale = Math.max(MIN_SCALE, Math.min(MAX_SCALE, this.scale * factor));
+    this.scale = Math.max(MIN_SCALE, Math.min(MAX_SCALE, scale));
     this.tx = sx - p.x * this.scale;
     this.ty = sy - p.y * this.scale;
   }
 
   /** 1:1 (one image pixel per CSS pixel) around the stage centre. */
-  actualSize() { this.zoomAt(this.sw / 2, this.sh / 2, 1 / this.scale); }
+  actualSize() { this.zoomTo(this.sw / 2, this.sh / 2, 1); }
 
   pan(dx, dy) { this.tx += dx; this.ty += dy; }
 
