@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 
 from inspection.models import Inspection, Photo
 from tests.api.conftest import scene_bytes
-from tests.browser.conftest import login
+from tests.browser.conftest import login, screenshot
 from tests.conftest import make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -81,23 +81,47 @@ def test_upload_duplicate_and_refused_then_grid_and_boxes(page, ines, hull, tmp_
     # The same bytes again: 409, the message names the photo already stored.
     files.set_input_files(str(first))
     upload.click()
-    expect(summary).to_have_text("0 stored, 1 duplicate, 0 refused.")
+    expect(summary).to_have_text(
+        "2 stored, 1 duplicate, 0 refused. (all 2 batches sent from this page)"
+    )
     dup = page.locator("#upload-list li.duplicate")
     expect(dup).to_have_count(1)
     expect(dup.locator(".status")).to_contain_text(f"the same file as photo {bow.pk}")
     expect(dup.locator(".status")).to_contain_text("it was not stored twice")
     expect(dup.get_by_role("link", name="open it")).to_have_attribute("href", f"/photos/{bow.pk}/")
 
-    # A text file: refused with the reason, nothing stored.
-    files.set_input_files(str(notes))
-    upload.click()
-    expect(summary).to_have_text("0 stored, 0 duplicates, 1 refused.")
+    # A text file, dropped on the page: refused with the reason in words, nothing stored.
+    # The request is held so the button can be seen disabled while it is sending.
+    held = []
+    page.route("**/api/v1/photos/upload/", lambda route: held.append(route))
+    page.evaluate(
+        """(text) => {
+            const dt = new DataTransfer();
+            dt.items.add(new File([text], "notes.txt", { type: "text/plain" }));
+            const zone = document.getElementById("drop-zone");
+            for (const type of ["dragenter", "dragover", "drop"]) {
+                zone.dispatchEvent(new DragEvent(type, { dataTransfer: dt, bubbles: true }));
+            }
+        }""",
+        notes.read_text(),
+    )
+    sending = page.locator("#upload-form button[type=submit]")
+    expect(sending).to_be_disabled()
+    expect(sending).to_have_text("Sending…")
+    while not held:
+        page.wait_for_timeout(50)
+    held[0].continue_()
+    expect(summary).to_have_text(
+        "2 stored, 1 duplicate, 1 refused. (all 3 batches sent from this page)"
+    )
+    expect(upload).to_be_enabled()
+    page.unroute("**/api/v1/photos/upload/")
     bad = page.locator("#upload-list li[data-filename='notes.txt']")
     expect(bad).to_have_class("failed")
-    expect(bad.locator(".status")).to_contain_text("415: The file")
+    expect(bad.locator(".status")).to_contain_text("Not a photo this app takes: The file")
     expect(bad.locator(".status")).to_contain_text("not a JPEG, PNG or WebP image")
     assert Photo.objects.filter(inspection=hull).count() == 2
-    page.screenshot(path=str(tmp_path / "upload.png"), full_page=True)
+    screenshot(page, "upload")
 
     # The grid: both thumbnails really decoded in the browser.
     page.get_by_role("link", name="Back to the photos").click()
