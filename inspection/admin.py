@@ -11,6 +11,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils.html import format_html
 
 from inspection.models import Asset, Box, Inspection, Label, Photo, PhotoEvent
@@ -44,6 +45,14 @@ class LabelAdmin(admin.ModelAdmin):
             obj.color,
             obj.color,
         )
+
+    @admin.display(description="image")
+    def image_file(self, obj: Photo) -> str:
+        return _file_link(obj, "image", "photo-image")
+
+    @admin.display(description="thumbnail")
+    def thumbnail_file(self, obj: Photo) -> str:
+        return _file_link(obj, "thumbnail", "photo-thumbnail")
 
     @admin.display(description="boxes", ordering="n_boxes")
     def box_count(self, obj: Label) -> int:
@@ -116,12 +125,23 @@ class PhotoEventInline(ReadOnlyInline):
 
 
 def _thumb(photo: Photo, size: int) -> str:
-    field = photo.thumbnail or photo.image
-    if not field:
+    """A preview through the app's own file view: media has no open URL (login first)."""
+    if not (photo.thumbnail or photo.image):
         return "-"
     return format_html(
-        '<img src="{}" alt="" style="max-width:{}px;max-height:{}px">', field.url, size, size
+        '<a href="{}"><img src="{}" alt="" style="max-width:{}px;max-height:{}px"></a>',
+        reverse("photo-detail", args=[photo.pk]),
+        reverse("photo-thumbnail", args=[photo.pk]),
+        size,
+        size,
     )
+
+
+def _file_link(photo: Photo, field: str, view: str) -> str:
+    stored = getattr(photo, field)
+    if not stored:
+        return "-"
+    return format_html('<a href="{}">{}</a>', reverse(view, args=[photo.pk]), stored.name)
 
 
 @admin.register(Photo)
@@ -147,8 +167,8 @@ class PhotoAdmin(admin.ModelAdmin):
     autocomplete_fields = ["inspection"]
     readonly_fields = [
         "large_preview",
-        "image",
-        "thumbnail",
+        "image_file",
+        "thumbnail_file",
         "sha256",
         "phash",
         "near_duplicate_of",
@@ -185,6 +205,14 @@ class PhotoAdmin(admin.ModelAdmin):
     @admin.display(description="preview")
     def large_preview(self, obj: Photo) -> str:
         return _thumb(obj, 320)
+
+    @admin.display(description="image")
+    def image_file(self, obj: Photo) -> str:
+        return _file_link(obj, "image", "photo-image")
+
+    @admin.display(description="thumbnail")
+    def thumbnail_file(self, obj: Photo) -> str:
+        return _file_link(obj, "thumbnail", "photo-thumbnail")
 
     @admin.display(description="boxes", ordering="n_boxes")
     def box_count(self, obj: Photo) -> int:

@@ -6,10 +6,25 @@ constraints and the validation a single row can do on its own.
 
 from __future__ import annotations
 
+import datetime as dt
+import unicodedata
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
+from django.utils import timezone
+
+# An inspection date before this, or more than a year ahead, is a typing slip (year 6).
+EARLIEST_INSPECTION_DATE = dt.date(1900, 1, 1)
+
+
+def check_name(name: str) -> None:
+    """A name people read in lists and file names: no control characters (tabs, newlines)."""
+    if any(unicodedata.category(c).startswith("C") for c in name or ""):
+        raise ValidationError(
+            {"name": "A name cannot hold tabs, line breaks or control characters."}
+        )
 
 
 class Role(models.TextChoices):
@@ -55,6 +70,9 @@ class Asset(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        check_name(self.name)
+
 
 class Inspection(models.Model):
     """One survey of an asset."""
@@ -76,6 +94,19 @@ class Inspection(models.Model):
 
     def __str__(self) -> str:
         return f"{self.asset.name} / {self.name}"
+
+    def clean(self) -> None:
+        check_name(self.name)
+        if self.date is not None:
+            latest = timezone.localdate() + dt.timedelta(days=366)
+            if not (EARLIEST_INSPECTION_DATE <= self.date <= latest):
+                raise ValidationError(
+                    {
+                        "date": f"{self.date.isoformat()} is not a plausible inspection date: "
+                        f"use one from {EARLIEST_INSPECTION_DATE.isoformat()} to "
+                        f"{latest.isoformat()}."
+                    }
+                )
 
 
 class Verdict(models.TextChoices):

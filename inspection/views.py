@@ -21,12 +21,20 @@ from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, QueryDict
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
+from django.templatetags.static import static
 from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
 from inspection import selectors
 from inspection.errors import DomainError
-from inspection.models import Asset, Inspection, Photo, Role, Verdict
+from inspection.models import (
+    EARLIEST_INSPECTION_DATE,
+    Asset,
+    Inspection,
+    Photo,
+    Role,
+    Verdict,
+)
 from inspection.roles import has_role, user_role
 from inspection.services.catalog import create_asset, create_inspection
 from inspection.services.history import photo_state
@@ -65,7 +73,11 @@ class AssetForm(forms.Form):
 
 class InspectionForm(forms.Form):
     name = forms.CharField(max_length=200)
-    date = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    date = forms.DateField(
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date", "min": EARLIEST_INSPECTION_DATE.isoformat()}),
+        help_text="The day of the survey.",
+    )
     notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
 
 
@@ -101,6 +113,12 @@ class PhotoFilterForm(forms.Form):
 
 
 # --- pages -------------------------------------------------------------------
+
+
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponse:
+    """The icon, for browsers that ask /favicon.ico (the admin, JSON pages)."""
+    return redirect(static("favicon.svg"), permanent=True)
 
 
 @role_required(Role.INTEGRATION)

@@ -77,6 +77,7 @@ def test_patch_to_a_name_in_use_is_409(sam, asset, inspection):
         ({"name": ""}, "name"),
         ({"name": "x" * 300}, "name"),
         ({"name": 12.5}, "name"),
+        ({"name": "Hull\n7"}, "line breaks"),
         ({"kind": "spaceship"}, "kind"),
         ({"kind": ["hull"]}, "kind"),
         ({"description": {"a": 1}}, "description"),
@@ -96,6 +97,9 @@ def test_patch_asset_bad_input_is_400(sam, asset, body, word):
     [
         ({"date": "yesterday"}, "date"),
         ({"date": 20260501}, "date"),
+        ({"date": "0006-05-02"}, "not a plausible inspection date"),
+        ({"date": "3026-05-02"}, "not a plausible inspection date"),
+        ({"name": "Survey\t1"}, "control characters"),
         ({"name": "   "}, "name"),
         ({"notes": ["a"]}, "notes"),
         ({"asset": 1}, "asset"),

@@ -222,6 +222,10 @@ def test_create_forms_show_errors(supervisor, asset, inspection):
     assert r.status_code == 400 and b"errorlist" in r.content
     r = client.post(f"/assets/{asset.pk}/", {"name": inspection.name})
     assert r.status_code == 400 and b"already has" in r.content
+    r = client.post(f"/assets/{asset.pk}/", {"name": "Year six", "date": "0006-05-02"})
+    assert r.status_code == 400 and b"not a plausible inspection date" in r.content
+    assert not Inspection.objects.filter(name="Year six").exists()
+    assert b'min="1900-01-01"' in r.content
 
 
 def test_upload_page_points_at_the_api(inspection, inspector):
@@ -263,3 +267,18 @@ def test_upload_page_token_lets_the_browser_post_to_the_api(inspection, inspecto
     assert r.status_code == 201 and r.json()["results"][0]["status"] == 201
     r = post(HTTP_X_CSRFTOKEN=token)
     assert r.status_code == 409 and r.json()["results"][0]["photo_id"]
+
+
+def test_api_docs_fetch_nothing_from_the_internet(client):
+    for path in ("/api/v1/redoc/", "/api/v1/docs/"):
+        html = client.get(path).content.decode()
+        assert re.findall(r'(?:src|href)="(https?://[^"]+)"', html) == [], path
+        assert "fonts.googleapis" not in html and "fonts.gstatic" not in html
+
+
+def test_favicon_and_the_admin_link_for_supervisors(photo, inspector, supervisor):
+    r = Client().get("/favicon.ico")
+    assert r.status_code == 301 and r["Location"].endswith("favicon.svg")
+    html = signed_in(inspector).get("/").content.decode()
+    assert 'rel="icon"' in html and 'href="/admin/"' not in html
+    assert 'href="/admin/"' in signed_in(supervisor).get("/").content.decode()
