@@ -36,6 +36,7 @@ from inspection.models import (
     Verdict,
 )
 from inspection.roles import has_role, user_role
+from inspection.services.boxes import may_review_suggestions, verdict_chosen_by_person
 from inspection.services.catalog import create_asset, create_inspection
 from inspection.services.history import photo_state
 
@@ -281,8 +282,9 @@ def photo_detail(request: HttpRequest, pk: int) -> HttpResponse:
     editor = {
         "photo": {"id": photo.pk, "width": photo.width, "height": photo.height, "name": str(photo)},
         "state": photo_state(photo),
-        "verdict_by_person": photo.verdict_by_id is not None,
+        "verdict_by_person": verdict_chosen_by_person(photo),
         "can_label": can["can_label"],
+        "can_review": can["can_label"] and may_review_suggestions(request.user, photo),
         "csrf": get_token(request),
         "labels": [label.name for label in selectors.label_list()],
         "urls": {

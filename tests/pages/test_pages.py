@@ -161,6 +161,14 @@ def test_photo_page_is_read_only_without_the_inspector_role(photo, integration_u
     assert re.search(r'id="btn-draw"[^>]*disabled', html)
 
 
+def test_editor_reviews_suggestions_only_where_the_service_allows(photo, inspector, supervisor):
+    """The photo was uploaded by ines: she and a supervisor review its suggestions, ivan not."""
+    ivan = make_user("ivan", "inspector")
+    for user, allowed in ((inspector, True), (supervisor, True), (ivan, False)):
+        data = editor_data(signed_in(user).get(f"/photos/{photo.pk}/").content.decode())
+        assert (data["can_label"], data["can_review"]) == (True, allowed), user
+
+
 def test_grid_sorts_names_naturally_and_photo_links_keep_the_filter(inspection, inspector):
     from inspection.services.photos import set_verdict
 

@@ -23,6 +23,9 @@ const panel = root.querySelector(".panel");
 const photo = data.photo;
 const csrf = data.csrf;
 const canLabel = data.can_label;
+// Accepting, editing or rejecting the model's boxes is a review (the server checks it too).
+const canReview = data.can_review;
+const NO_REVIEW = "Reviewing the model's suggestions on this photo is for a supervisor or the inspector who uploaded it.";
 
 const state = new EditorState(data.state);
 const view = new View(photo.width, photo.height);
@@ -103,7 +106,7 @@ function rowFor(b) {
   tr.children[0].textContent = b.label;
   tr.children[1].textContent = `${b.xmin}, ${b.ymin}, ${b.xmax}, ${b.ymax}`;
   tr.children[2].textContent = kind;
-  if (b.state === "suggested" && canLabel) {
+  if (b.state === "suggested" && canReview) {
     tr.children[3].innerHTML =
       '<button type="button" class="mini ok" data-act="accept" title="Accept (Enter)" aria-label="Accept">✓</button>' +
       '<button type="button" class="mini bad" data-act="reject" title="Reject (X)" aria-label="Reject">✕</button>';
@@ -214,9 +217,15 @@ function setTool(name) {
   stage.style.cursor = name === "draw" ? "crosshair" : "";
 }
 
+function reviewable(b) {
+  if (b.source !== "model" || canReview) return true;
+  status(NO_REVIEW, "warn");
+  return false;
+}
+
 function remove() {
   const b = state.selectedBox;
-  if (!b || !editable()) return;
+  if (!b || !editable() || !reviewable(b)) return;
   state.remove(b.key);
   status(b.source === "model" ? "Suggestion rejected" : "Box deleted");
 }
@@ -230,7 +239,7 @@ function duplicate() {
 
 function nudge(e) {
   const b = state.selectedBox;
-  if (!b || !editable()) return;
+  if (!b || !editable() || !reviewable(b)) return;
   const step = e.shiftKey ? 10 : 1;
   const d = { arrowleft: [-step, 0], arrowright: [step, 0], arrowup: [0, -step], arrowdown: [0, step] }[e.key.toLowerCase()];
   state.change(() => {
@@ -247,6 +256,7 @@ function visibleSuggestions() {
 
 function accept() {
   if (!editable()) return;
+  if (!canReview) { status(NO_REVIEW, "warn"); return; }
   const b = state.selectedBox;
   if (!b || b.state !== "suggested") {
     const best = visibleSuggestions()[0];
@@ -262,6 +272,7 @@ function accept() {
 
 function acceptAbove() {
   if (!editable()) return;
+  if (!canReview) { status(NO_REVIEW, "warn"); return; }
   const keys = visibleSuggestions().map((b) => b.key);
   if (!keys.length) { status("No open suggestion above the slider"); return; }
   state.setState(keys, "accepted");
@@ -270,6 +281,7 @@ function acceptAbove() {
 
 function reject() {
   if (!editable()) return;
+  if (!canReview) { status(NO_REVIEW, "warn"); return; }
   const b = state.selectedBox;
   if (!b || b.state !== "suggested") { status("Select a suggestion to reject (click it, or Enter picks the best)"); return; }
   state.setState([b.key], "rejected");
@@ -318,8 +330,8 @@ async function save() {
   if (result.ok) {
     state.acceptServer(result.body);
     clearDraft(photo.id);
-    status(`Saved · version ${result.body.version}`, "ok");
-    await verdictFromBoxes();
+    // The server may have set the verdict too: a rust box makes it rust unless a person chose it.
+    status(`Saved · version ${result.body.version}${result.body.verdict === "rust" && !verdictByPerson ? " · verdict rust (from the boxes)" : ""}`, "ok");
     return true;
   }
   showSaveState();
@@ -332,14 +344,7 @@ async function save() {
   return false;
 }
 
-// Drawing a rust box makes the verdict rust unless a person set the verdict.
-async function verdictFromBoxes() {
-  if (state.verdict !== "unknown" || verdictByPerson) return;
-  if (!state.annotations().some((b) => b.label === "rust")) return;
-  await verdict("rust", { quiet: true });
-}
-
-async function verdict(value, { quiet = false } = {}) {
+async function verdict(value) {
   if (!editable()) return;
   const apiValue = value === "unsure" ? "unknown" : value;
   const result = await setVerdict(data.urls.verdict, { version: state.version, verdict: apiValue, csrf });
@@ -347,7 +352,7 @@ async function verdict(value, { quiet = false } = {}) {
     verdictByPerson = true;
     if (state.dirty) state.rebase(result.body); else state.acceptServer(result.body);
     const words = { rust: "rust", norust: "no rust", unsure: "unsure" }[value];
-    status(quiet ? `Saved · verdict rust (a rust box was drawn) · version ${result.body.version}` : `Verdict: ${words} · version ${result.body.version}`, "ok");
+    status(`Verdict: ${words} · version ${result.body.version}`, "ok");
     showVerdict();
     return;
   }
@@ -491,14 +496,14 @@ stage.addEventListener("pointerdown", (e) => {
   }
   const radius = (HANDLE_SIZE + 3) / view.scale;
   const sel = state.selectedBox;
-  if (sel && sel.state === "accepted" && canLabel && !theirs) {
+  if (sel && sel.state === "accepted" && canLabel && !theirs && (sel.source !== "model" || canReview)) {
     const h = handleAt(sel, at.x, at.y, radius);
     if (h) { state.begin(); gesture = { type: "resize", box: sel, handle: h }; return; }
   }
   const hit = boxAt(visibleBoxes(), at.x, at.y, 3 / view.scale);
   if (hit) {
     state.select(hit.key);
-    if (canLabel && !theirs && !saving) {
+    if (canLabel && !theirs && !saving && (hit.source !== "model" || canReview)) {
       gesture = { type: "move", box: hit, start: at, orig: { ...hit }, started: false };
       return;
     }
