@@ -1,8 +1,9 @@
 """Import and export as jobs: the upload and the zip live in storage under `jobs/<id>/`.
 
 The web process saves the upload (`start_import`) and answers 202 with the job; the
-`default` worker imports it with `inspection.services.voc_io.import_voc`. An export job
-writes its zip with `export_voc` into storage; the job's result names it for download.
+`default` worker imports it with `inspection.services.dataset_io.import_dataset`. An
+export job writes its zip with `export_dataset` into storage; the job's result names it
+for download. Both take a `format` (voc, coco, yolo) and report progress per photo.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from django.db import transaction
 
 from inspection.models import Asset, Inspection, Job
 from inspection.services import jobs
+from inspection.services.dataset_io import Progress, export_dataset, format_module, import_dataset
 
 
 def start_import(
@@ -26,10 +28,12 @@ def start_import(
     inspection: Inspection | None = None,
     inspection_name: str | None = None,
     asset_name: str | None = None,
+    format: str = "voc",
 ) -> Job:
     """Keep the upload in storage and queue its import; returns the queued job."""
     from inspection.tasks.jobs import import_job
 
+    format_module(format)  # an unknown format is a 400 now, not a failed job later
     with transaction.atomic():
         job = jobs.create_job(
             kind=Job.Kind.IMPORT,
@@ -37,6 +41,7 @@ def start_import(
                 "inspection_id": inspection.pk if inspection else None,
                 "inspection_name": inspection_name,
                 "asset_name": asset_name,
+                "format": format,
                 "filename": getattr(upload, "name", "") or "upload.zip",
             },
             user=user,
@@ -49,14 +54,14 @@ def start_import(
 
 
 def run_import_job(job: Job) -> dict[str, Any]:
-    from inspection.services.voc_io import import_voc
-
     p = job.params
     inspection = Inspection.objects.filter(pk=p.get("inspection_id")).first()
     jobs.report_progress(job, step=0, total=1, phase="import")
     with default_storage.open(p["upload"], "rb") as fh:
-        report = import_voc(
+        report = import_dataset(
             fh,
+            format=p.get("format", "voc"),
+            progress=_progress(job, "import"),
             inspection=inspection,
             inspection_name=p.get("inspection_name"),
             asset_name=p.get("asset_name"),
@@ -67,17 +72,23 @@ def run_import_job(job: Job) -> dict[str, Any]:
 
 
 def start_export(
-    *, user: AbstractBaseUser, inspection: Inspection | None = None, asset: Asset | None = None
+    *,
+    user: AbstractBaseUser,
+    inspection: Inspection | None = None,
+    asset: Asset | None = None,
+    format: str = "voc",
 ) -> Job:
     """Queue an export of one inspection, one asset or everything."""
     from inspection.tasks.jobs import export_job
 
+    format_module(format)
     with transaction.atomic():
         job = jobs.create_job(
             kind=Job.Kind.EXPORT,
             params={
                 "inspection_id": inspection.pk if inspection else None,
                 "asset_id": asset.pk if asset else None,
+                "format": format,
             },
             user=user,
         )
@@ -86,17 +97,34 @@ def start_export(
 
 
 def run_export_job(job: Job) -> dict[str, Any]:
-    from inspection.services.voc_io import export_voc
-
     p = job.params
     inspection = Inspection.objects.filter(pk=p.get("inspection_id")).first()
     asset = Asset.objects.filter(pk=p.get("asset_id")).first()
     jobs.report_progress(job, step=0, total=1, phase="export")
     with tempfile.TemporaryFile(suffix=".zip") as out:
-        report = export_voc(out, inspection=inspection, asset=asset)
+        report = export_dataset(
+            out,
+            format=p.get("format", "voc"),
+            inspection=inspection,
+            asset=asset,
+            progress=_progress(job, "export"),
+        )
         out.seek(0)
         name = default_storage.save(f"jobs/{job.pk}/export.zip", File(out))
     return {"file": name, **{k: v for k, v in vars(report).items() if _jsonable(v)}}
+
+
+def _progress(job: Job, phase: str) -> Progress:
+    """A dataset_io progress callback that records photo `done` of `total` on the job.
+
+    It raises JobCancelled when someone cancelled the job: the import stops after the
+    photo in hand (each photo is its own transaction, so what came in stays in).
+    """
+
+    def report(done: int, total: int) -> None:
+        jobs.report_progress(job, step=done, total=total, phase=phase)
+
+    return report
 
 
 def _jsonable(value: Any) -> bool:

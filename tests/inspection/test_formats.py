@@ -25,11 +25,9 @@ from pycocotools.cocoeval import COCOeval
 
 from inspection.errors import DomainError, InvalidArchive
 from inspection.models import Asset, Box, Inspection, Label, Photo, PhotoEvent
-from inspection.services.boxes import save_boxes
 from inspection.services.dataset_io import export_dataset, import_dataset
-from inspection.services.photos import ingest_photo, set_verdict
 from ml.voc import parse_voc
-from tests.api.conftest import add_suggestion, scene_bytes
+from tests.api.conftest import scene_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -41,45 +39,6 @@ def rows(photo: Photo) -> list[tuple]:
             "xmin", "ymin", "xmax", "ymax", "label__name"
         )
     )
-
-
-@pytest.fixture
-def photos(inspection, inspector) -> list[Photo]:
-    """Three photos: two labels and a difficult box; none at all; human + a suggestion."""
-    Label.objects.create(name="paint", color="#1c7ed6")
-
-    def add(seed, size, name):
-        return ingest_photo(
-            inspection=inspection,
-            file=io.BytesIO(scene_bytes(seed, size)),
-            filename=name,
-            user=inspector,
-        )
-
-    p1, p2, p3 = (
-        add(1, (80, 60), "deck.jpg"),
-        add(2, (50, 40), "clean.jpg"),
-        add(3, (64, 48), "x.jpg"),
-    )
-    save_boxes(
-        photo=p1,
-        boxes=[
-            {"xmin": 0, "ymin": 0, "xmax": 40, "ymax": 30},
-            {"xmin": 10, "ymin": 21, "xmax": 80, "ymax": 60, "difficult": True},
-            {"xmin": 5, "ymin": 5, "xmax": 16, "ymax": 15, "label": "paint"},
-        ],
-        user=inspector,
-        expected_version=p1.version,
-    )
-    set_verdict(photo=p2, verdict="norust", user=inspector)
-    save_boxes(
-        photo=p3,
-        boxes=[{"xmin": 3, "ymin": 7, "xmax": 33, "ymax": 47}],
-        user=inspector,
-        expected_version=p3.version,
-    )
-    add_suggestion(p3, xmin=40, ymin=1, xmax=60, ymax=20)  # not an annotation: never exported
-    return [Photo.objects.get(pk=p.pk) for p in (p1, p2, p3)]
 
 
 def unpack(zip_path: Path, into: Path) -> set[str]:
@@ -101,8 +60,10 @@ def by_name() -> dict[str, list[tuple]]:
 # --- COCO ------------------------------------------------------------------------
 
 
-def test_coco_export_is_read_by_pycocotools_and_imports_back(tmp_path, photos, inspection):
-    expected = {p.original_name: rows(p) for p in photos}
+def test_coco_export_is_read_by_pycocotools_and_imports_back(
+    tmp_path, annotated_photos, inspection
+):
+    expected = {p.original_name: rows(p) for p in annotated_photos}
     out = tmp_path / "coco.zip"
     report = export_dataset(out, format="coco", inspection=inspection)
     assert (report.photos, report.boxes) == (3, 4)
@@ -212,8 +173,10 @@ def img2label_path(image_path: str) -> str:
     return sb.join(image_path.rsplit(sa, 1)).rsplit(".", 1)[0] + ".txt"
 
 
-def test_yolo_export_follows_the_ultralytics_format_and_imports_back(tmp_path, photos, inspection):
-    expected = {p.original_name: rows(p) for p in photos}
+def test_yolo_export_follows_the_ultralytics_format_and_imports_back(
+    tmp_path, annotated_photos, inspection
+):
+    expected = {p.original_name: rows(p) for p in annotated_photos}
     out = tmp_path / "yolo.zip"
     report = export_dataset(out, format="yolo", inspection=inspection)
     assert (report.photos, report.boxes) == (3, 4)
@@ -291,7 +254,9 @@ def test_yolo_labels_without_class_names_are_refused(inspection):
 # --- VOC in CVAT's layout ------------------------------------------------------------
 
 
-def test_voc_export_has_cvat_layout_with_an_xml_for_every_photo(tmp_path, photos, inspection):
+def test_voc_export_has_cvat_layout_with_an_xml_for_every_photo(
+    tmp_path, annotated_photos, inspection
+):
     out = tmp_path / "voc.zip"
     export_dataset(out, format="voc", inspection=inspection)
     with zipfile.ZipFile(out) as zf:
@@ -351,7 +316,9 @@ def test_cvat_voc_zip_imports_with_its_labelmap_and_without_masks(inspection):
 # --- one entry point for every format --------------------------------------------------
 
 
-def test_unknown_format_is_a_clear_error_and_progress_is_reported(tmp_path, photos, inspection):
+def test_unknown_format_is_a_clear_error_and_progress_is_reported(
+    tmp_path, annotated_photos, inspection
+):
     with pytest.raises(DomainError, match="Unknown format 'pascal'; use one of: voc, coco, yolo"):
         export_dataset(tmp_path / "x.zip", format="pascal")
     assert not (tmp_path / "x.zip").exists()
