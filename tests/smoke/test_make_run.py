@@ -197,4 +197,5 @@ def test_make_run_serves_uploads_thumbnails_and_stops_on_ctrl_c(make_run: MakeRu
     log = make_run.log(20000)
     assert re.search(r"web stopped \(exit code 0\)", log), log
     assert re.search(r"worker stopped \(exit code 0\)", log), log
+    assert re.search(r"train stopped \(exit code 0\)", log), log
     assert re.search(r"beat stopped \(exit code 0\)", log), log

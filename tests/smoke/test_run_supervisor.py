@@ -74,13 +74,13 @@ def test_sigterm_to_the_supervisor_stops_web_worker_and_beat(tmp_path):
 
         poll(all_up, timeout=180, what="web, worker and beat to be up")
         children = set(processes_with_env(marker)) - {proc.pid}
-        assert len(children) >= 3  # gunicorn master + its worker, celery worker, beat
+        assert len(children) >= 4  # gunicorn master + its worker, two celery workers, beat
 
         proc.send_signal(signal.SIGTERM)  # to the supervisor only, not its children
         assert proc.wait(timeout=60) == 0, log_path.read_text()[-4000:]
         poll(lambda: not processes_with_env(marker), timeout=30, what="all children to exit")
         log = log_path.read_text()
-        assert "Got SIGTERM; stopping web, worker and beat." in log
+        assert "Got SIGTERM; stopping web, worker, train and beat." in log
     finally:
         cleanup(proc, marker)
 

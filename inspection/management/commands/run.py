@@ -1,13 +1,14 @@
 """Run everything Rustwatch needs on one machine, in the foreground.
 
 `make run` ends here. It migrates, creates a first admin if none, collects the
-static files, then starts three processes and watches them:
+static files, then starts four processes and watches them:
 
 - web: gunicorn serving the Django app on $HOST:$PORT
-- worker: a Celery worker for the queues default, predict and train
+- worker: a Celery worker for the queues default and predict (thumbnails, suggestions)
+- train: a Celery worker for the queue train, one run at a time
 - beat: Celery beat with django-celery-beat's DatabaseScheduler
 
-Ctrl-C (SIGINT) or SIGTERM stops all three: each gets SIGTERM (warm shutdown),
+Ctrl-C (SIGINT) or SIGTERM stops all of them: each gets SIGTERM (warm shutdown),
 whatever is still alive after --shutdown-timeout seconds (or at a second Ctrl-C)
 is killed, and the command exits. If one of them dies on its own the others are stopped too, so a
 half-running system never goes unnoticed. Each child runs in its own session
@@ -56,7 +57,7 @@ class Child:
 def process_table(
     host: str, port: int, web_workers: int, worker_pool: str, worker_concurrency: int
 ) -> list[Child]:
-    """The three processes of the embedded setup, as argv lists."""
+    """The four processes of the embedded setup, as argv lists."""
     py = sys.executable
     return [
         Child(
@@ -75,10 +76,27 @@ def process_table(
             "worker",
             [
                 py, "-m", "celery", "-A", "inspection", "worker",
-                "--queues", "default,predict,train",
+                "--queues", "default,predict",
                 "--pool", worker_pool,
                 "--concurrency", str(worker_concurrency),
                 "--hostname", "rustwatch@%h",
+                "--without-mingle", "--without-gossip",
+                "--loglevel", "INFO",
+            ],
+        ),
+        # Training on its own worker, one run at a time, so thumbnails and suggestions
+        # keep coming while a model trains. Prefork with one child: the time limits work,
+        # and a fresh child per run gives TensorFlow's memory back after each run.
+        Child(
+            "train",
+            [
+                py, "-m", "celery", "-A", "inspection", "worker",
+                "--queues", "train",
+                "--pool", "prefork",
+                "--concurrency", "1",
+                "--max-tasks-per-child", "1",
+                "--prefetch-multiplier", "1",
+                "--hostname", "rustwatch-train@%h",
                 "--without-mingle", "--without-gossip",
                 "--loglevel", "INFO",
             ],
@@ -96,7 +114,7 @@ def process_table(
 
 
 class Command(BaseCommand):
-    help = "Migrate, ensure an admin, then run web + Celery worker + beat until Ctrl-C."
+    help = "Migrate, ensure an admin, then run web + Celery workers + beat until Ctrl-C."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
@@ -188,7 +206,9 @@ class Command(BaseCommand):
                     f"{died.name} exited with code {died.proc.returncode}; stopping the others."
                 )
             else:
-                self.stdout.write(f"Got {reason[0]}; stopping web, worker and beat.")
+                names = [c.name for c in children]
+                listed = ", ".join(names[:-1]) + f" and {names[-1]}"
+                self.stdout.write(f"Got {reason[0]}; stopping {listed}.")
             self._stop_all(children, timeout)
             return 0 if reason else 1
         finally:
