@@ -112,7 +112,14 @@ def celery_worker_process(tmp_path, settings) -> Iterator[Callable[[str], Worker
     saved = broker_state()
     started: list[WorkerProcess] = []
 
-    def start(broker_url: str) -> WorkerProcess:
+    def start(
+        broker_url: str,
+        *,
+        queues: str = "default,predict",
+        pool: str = "solo",
+        hostname: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> WorkerProcess:
         var = tmp_path / "worker-var"
         options: dict = {}
         if broker_url.startswith("filesystem://"):
@@ -128,6 +135,7 @@ def celery_worker_process(tmp_path, settings) -> Iterator[Callable[[str], Worker
                 "store_processed": False,
             }
         point_app_at(broker_url, options)
+        env_extra = env or {}
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "inspection.settings",
@@ -138,15 +146,16 @@ def celery_worker_process(tmp_path, settings) -> Iterator[Callable[[str], Worker
             "MEDIA_ROOT": str(settings.MEDIA_ROOT),
             "PYTHONUNBUFFERED": "1",
         }
+        env.update(env_extra)
         env.pop("CELERY_TASK_ALWAYS_EAGER", None)
         log_path = tmp_path / f"worker-{len(started)}.log"
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(
                 [
                     sys.executable, "-m", "celery", "-A", "inspection", "worker",
-                    "--queues", "default,predict",
-                    "--pool", "solo", "--concurrency", "1",
-                    "--hostname", f"itest-{uuid.uuid4().hex[:8]}@%h",
+                    "--queues", queues,
+                    "--pool", pool, "--concurrency", "1",
+                    "--hostname", hostname or f"itest-{uuid.uuid4().hex[:8]}@%h",
                     "--without-mingle", "--without-gossip", "--without-heartbeat",
                     "--loglevel", "INFO",
                 ],
