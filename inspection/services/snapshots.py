@@ -1,6 +1,7 @@
 """Snapshots: the labelled photos frozen as a VOC folder + manifest that `ml/` trains on.
 
-- Which photos: the labelled ones (`LABELLED`: a human verdict, or verified).
+- Which photos: the labelled ones (`selectors.UNLABELLED` negated: a human verdict,
+  or verified).
   The classifier label is the verdict; a verified photo without a verdict is
   rust when it has rust boxes. A photo a person called "no rust" keeps no
   boxes for the detector (the person said otherwise).
@@ -38,14 +39,14 @@ from django.utils import timezone
 
 from inspection.errors import DomainError
 from inspection.models import Box, Photo, Snapshot, Verdict
-from inspection.selectors import LABEL_BOXES
+from inspection.selectors import LABEL_BOXES, UNLABELLED
 from ml.dataset import SPLITS, assign_split, write_dataset
 from ml.dataset import Photo as MlPhoto
 
 log = logging.getLogger(__name__)
 
-# A photo is labelled once it has a human verdict or is verified (DESIGN.md).
-LABELLED = ~Q(verdict=Verdict.UNKNOWN) | Q(verified=True)
+# A photo is labelled once it has a human verdict or is verified: the one rule, in selectors.
+LABELLED = ~UNLABELLED
 RUST = "rust"
 # Splits are grouped by inspection once the labelled photos span this many inspections
 # (with fewer, whole inspections would leave val or test empty).
