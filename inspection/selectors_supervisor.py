@@ -26,7 +26,7 @@ from django.db.models import (
     Subquery,
     Value,
 )
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models.functions import Coalesce
 
 from inspection.models import (
     Asset,
@@ -34,7 +34,6 @@ from inspection.models import (
     Deployment,
     Inspection,
     Job,
-    ModelKind,
     ModelVersion,
     Photo,
     PhotoEvent,
@@ -42,12 +41,10 @@ from inspection.models import (
     TrainingRun,
     Verdict,
 )
-from inspection.selectors import LABEL_BOXES, SUGGESTIONS
+from inspection.selectors import LABEL_BOXES, SUGGESTIONS, UNLABELLED, unlabelled_q
 
 # The audit actions that change what a photo says (uploads and imports are not work to review).
 EDIT_ACTIONS = (PhotoEvent.Action.BOXES, PhotoEvent.Action.VERDICT, PhotoEvent.Action.SUGGESTION)
-# A photo is labelled once a person gave it a verdict or verified it (DESIGN.md).
-UNLABELLED = Q(verdict=Verdict.UNKNOWN, verified=False)
 
 
 def supervisor_ids() -> QuerySet:
@@ -281,11 +278,7 @@ def rust_by_inspection() -> list[dict[str, Any]]:
         .annotate(
             photo_count=Count("photos", distinct=True),
             rust_count=Count("photos", filter=Q(photos__verdict=Verdict.RUST), distinct=True),
-            labelled_count=Count(
-                "photos",
-                filter=~Q(photos__verdict=Verdict.UNKNOWN, photos__verified=False),
-                distinct=True,
-            ),
+            labelled_count=Count("photos", filter=~unlabelled_q("photos__"), distinct=True),
             box_count=Coalesce(Subquery(boxes, output_field=IntegerField()), Value(0)),
             last_upload=Max("photos__uploaded_at"),
         )
@@ -326,18 +319,3 @@ def rust_by_asset() -> list[dict[str, Any]]:
     for asset in Asset.objects.exclude(pk__in=listed):
         totals[asset.pk] = {"asset": asset, "inspections": 0, "photos": 0, "rust": 0, "boxes": 0}
     return sorted(totals.values(), key=lambda t: t["asset"].name)
-
-
-def labels_per_day(days: int = 30) -> list[dict[str, Any]]:
-    """Human box and verdict saves per day (the team's pace), oldest first."""
-    rows = (
-        PhotoEvent.objects.filter(action__in=EDIT_ACTIONS, actor__isnull=False)
-        .annotate(day=TruncDate("at"))
-        .values("day")
-        .annotate(n=Count("pk"))
-        .order_by("-day")[:days]
-    )
-    return list(reversed(list(rows)))
-
-
-KINDS = list(ModelKind)

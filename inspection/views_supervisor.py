@@ -34,6 +34,7 @@ from inspection.models import (
     ModelKind,
     ModelVersion,
     Photo,
+    PhotoEvent,
     Role,
     TrainingRun,
 )
@@ -137,6 +138,36 @@ def review(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 'es' if word.endswith('x') else 's'}"
+
+
+REVIEW_WORDS = {"accept": "accepted", "reject": "rejected", "edit": "corrected"}
+
+
+def event_summary(event: PhotoEvent) -> str:
+    """What one audit entry changed, in words ("suggestion accepted (0.80)", "1 box → 2 boxes")."""
+    before, after = event.before or {}, event.after or {}
+    parts = []
+    if "review" in after:
+        score = (after.get("box") or {}).get("score")
+        word = REVIEW_WORDS.get(after["review"], after["review"])
+        parts.append(f"suggestion {word}" + (f" ({score:.2f})" if score is not None else ""))
+    elif "suggestions" in after:
+        source = after.get("model_version") or "the model"
+        parts.append(f"{_count(len(after['suggestions']), 'suggestion')} from {source}")
+    if "boxes" in after:
+        old, new = len(before.get("boxes", [])), len(after["boxes"])
+        parts.append(
+            f"{_count(old, 'box')} → {_count(new, 'box')}" if old != new else _count(new, "box")
+        )
+    if after.get("verified") and not before.get("verified"):
+        parts.append("verified")
+    if "verdict" in after and before.get("verdict") != after["verdict"]:
+        parts.append(f"verdict {before.get('verdict', '?')} → {after['verdict']}")
+    return ", ".join(parts)
+
+
 def _box_rows(photo: Photo) -> list[Box]:
     return list(selectors.photo_boxes(photo))
 
@@ -166,7 +197,7 @@ def review_photo(request: HttpRequest, pk: int) -> HttpResponse:
             "suggestions": [b for b in boxes if b.state == Box.State.SUGGESTED],
             "human": [b for b in boxes if b.state == Box.State.ACCEPTED],
             "rejected": [b for b in boxes if b.state == Box.State.REJECTED],
-            "history": list(selectors.photo_history(photo)[:50]),
+            "history": [(e, event_summary(e)) for e in selectors.photo_history(photo)[:50]],
             "overlay": overlay,
             "query": query,
             "prev_url": _review_url(nav["prev"], query) if nav["prev"] else None,

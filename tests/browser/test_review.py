@@ -82,8 +82,8 @@ def test_supervisor_accepts_and_rejects_from_the_review_page(page, queue):
     expect(progress).to_contain_text("2 of 2 reviewed")
 
     page.goto(f"/review/photos/{photo.pk}/")
-    expect(page.locator("#history")).to_contain_text("accept by sam")
-    expect(page.locator("#history")).to_contain_text("reject by sam")
+    expect(page.locator("#history")).to_contain_text("suggestion accepted (0.80)")
+    expect(page.locator("#history")).to_contain_text("suggestion rejected (0.80)")
     page.set_viewport_size({"width": 820, "height": 1180})  # a tablet, upright
     expect(overlay).to_have_attribute("data-drawn", "1")  # the accepted one; rejected are hidden
     screenshot(page, "review-photo-tablet")

@@ -184,7 +184,8 @@ def test_accept_and_reject_through_the_page_are_audited(photo, supervisor):
     assert {e.after["review"] for e in events} == {"accept", "reject"}
     assert all(e.actor == supervisor for e in events)
     page = c.get(f"/review/photos/{photo.pk}/").content.decode()
-    assert "Model suggestion: accept by sam" in page and "reviewed" in page
+    assert "Model suggestion: suggestion accepted (0.80)" in page and "· sam" in page
+    assert "reviewed" in page
 
 
 def test_stale_page_is_told_to_reload_and_nothing_changes(photo, suggested, supervisor):
@@ -230,6 +231,9 @@ def test_approve_verifies_the_inspectors_boxes(photo, inspector, supervisor):
     assert photo.verified and photo.boxes.count() == 1
     assert photo.pk not in queue_ids()
     assert photo.events.first().actor == supervisor
+    page = c.get(f"/review/photos/{photo.pk}/").content.decode()
+    assert "Boxes saved: 1 box, verified" in page
+    assert "Boxes saved: 0 boxes → 1 box" in page
 
 
 def test_approve_refused_while_suggestions_are_open(photo, suggested, supervisor):
