@@ -217,6 +217,7 @@ def inspection_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "photo_query": urlencode(back),
             "total": inspection.photos.count(),
             "labelled": selectors.labelled_counts(inspection.pk),
+            "labelled_links": {v: urlencode({**kept, "labelled": v}) for v in ("true", "false")},
             **_can(request),
         },
     )

@@ -228,6 +228,15 @@ def test_every_keyboard_shortcut(page, ines, photos):
     page.locator("#back-to-grid").click()
     expect(page).to_have_url(re.compile(r"/inspections/\d+/\?sort=name$"))
     expect(page.locator("ul.grid .name")).to_have_text(["deck-2.jpg", "deck-9.jpg", "deck-10.jpg"])
+    # The grid's keys: the first tile has the focus (a filter is set), arrows move it, Enter opens.
+    expect(page.locator("ul.grid .tile a").first).to_be_focused()
+    page.keyboard.press("ArrowRight")
+    expect(page.locator("ul.grid .tile a").nth(1)).to_be_focused()
+    screenshot(page, "grid")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(rf"/photos/{deck9.pk}/\?sort=name$"))
+    page.goto("/")
+    screenshot(page, "home")
     assert page.js_errors == []
 
 
@@ -368,3 +377,78 @@ def test_unsaved_work_survives_a_reload_and_leaving_warns(page, ines, photos):
     page.wait_for_function("document.querySelector('#editor')?.dataset.ready === 'true'")
     assert dialogs == ["beforeunload", "beforeunload"]
     expect(page.locator("#editor-notice")).to_be_hidden()
+
+    # Autosave: on, an edit is saved by itself a moment later (and the choice is remembered).
+    page.locator("#autosave").check()
+    page.locator("#editor .stage").focus()
+    page.keyboard.press("Tab")
+    page.keyboard.press("ArrowRight")
+    expect(page.locator("#editor")).to_have_attribute("data-dirty", "false", timeout=5_000)
+    assert Box.objects.get(photo=photo).xmin == 51
+    assert page.evaluate("localStorage.getItem('rustwatch:autosave')") == "on"
+
+
+def touch(cdp, kind: str, points: list[tuple[float, float]]) -> None:
+    """One touch event (Chromium's own input path: the page sees pointer events of type touch)."""
+    cdp.send(
+        "Input.dispatchTouchEvent",
+        {
+            "type": kind,
+            "touchPoints": [{"x": x, "y": y, "id": i} for i, (x, y) in enumerate(points)],
+        },
+    )
+
+
+def test_tablet_touch_draws_moves_and_pinch_zooms(browser, live_server, ines, photos):
+    """A tablet held upright (820x1180, touch): draw and move a box with a finger, pinch to zoom."""
+    photo = photos[0]
+    ctx = browser.new_context(
+        base_url=live_server.url, viewport={"width": 820, "height": 1180}, has_touch=True
+    )
+    ctx.set_default_timeout(15_000)
+    page = ctx.new_page()
+    page.js_errors = []
+    page.on("pageerror", lambda exc: page.js_errors.append(str(exc)))
+    try:
+        login(page, "ines", "pw-ines")
+        open_editor(page, photo)
+        cdp = ctx.new_cdp_session(page)
+        page.locator("#btn-draw").tap()
+        a, b = to_screen(page, 100, 100), to_screen(page, 300, 260)
+        touch(cdp, "touchStart", [a])
+        for i in range(1, 6):
+            touch(cdp, "touchMove", [(a[0] + (b[0] - a[0]) * i / 5, a[1] + (b[1] - a[1]) * i / 5)])
+        touch(cdp, "touchEnd", [])
+        assert coords(page) == [(100, 100, 300, 260)]
+
+        start, end = to_screen(page, 200, 180), to_screen(page, 250, 200)
+        touch(cdp, "touchStart", [start])
+        for i in range(1, 6):
+            touch(
+                cdp,
+                "touchMove",
+                [(start[0] + (end[0] - start[0]) * i / 5, start[1] + (end[1] - start[1]) * i / 5)],
+            )
+        touch(cdp, "touchEnd", [])
+        ((x0, y0, x1, y1),) = coords(page)
+        assert (x1 - x0, y1 - y0) == (200, 160) and abs(x0 - 150) <= 1 and abs(y0 - 120) <= 1
+
+        scale = editor(page, "e.view.scale")
+        centre = to_screen(page, 320, 240)
+        touch(cdp, "touchStart", [(centre[0] - 40, centre[1]), (centre[0] + 40, centre[1])])
+        for i in range(1, 6):
+            touch(
+                cdp,
+                "touchMove",
+                [(centre[0] - 40 - 16 * i, centre[1]), (centre[0] + 40 + 16 * i, centre[1])],
+            )
+        touch(cdp, "touchEnd", [])
+        # the fingers went from 80 to 240 px apart: three times the zoom
+        assert editor(page, "e.view.scale") == pytest.approx(scale * 3, rel=0.02)
+        assert len(boxes(page)) == 1  # pinching moved nothing
+        screenshot(page, "editor-tablet")
+        page.locator("#btn-save").tap()
+        expect(page.locator("#editor-status")).to_contain_text("Saved")
+        assert page.js_errors == []
+    finally:
+        ctx.close()

@@ -190,7 +190,18 @@ function updateSelectionTools() {
   $("#btn-undo").disabled = !canLabel || !state.undoStack.length;
   $("#btn-redo").disabled = !canLabel || !state.redoStack.length;
   const row = b && rows.get(b.key);
-  if (row) row.scrollIntoView({ block: "nearest" });
+  if (row) keepInView(row);
+}
+
+// Scroll the box list (never the page) so the selected row shows.
+function keepInView(row) {
+  const list = row.closest(".box-list");
+  const head = list.querySelector("thead")?.offsetHeight || 0;
+  const top = row.offsetTop;
+  if (top - head < list.scrollTop) list.scrollTop = top - head;
+  else if (top + row.offsetHeight > list.scrollTop + list.clientHeight) {
+    list.scrollTop = top + row.offsetHeight - list.clientHeight;
+  }
 }
 
 function keepDraft() {
