@@ -48,6 +48,7 @@ def setup_django(var: Path, config: dict) -> None:
         {
             "KERAS_HOME": str(keras_home),
             "RUSTWATCH_VAR": str(var),
+            "RUSTWATCH_EMBEDDING_CACHE": str(var / "embeddings"),
             "CELERY_TASK_ALWAYS_EAGER": "1",
             "DJANGO_SETTINGS_MODULE": "inspection.settings",
             "RUSTWATCH_TRAIN_AFTER_LABELS": "0",

@@ -20,8 +20,10 @@ next train worker to start, or the next attempt of the task, fails it
 scratch folder and any half-written storage folders. The deployed pointer is
 only ever moved in step 4, so it is untouched.
 
-Warm start: the classifier reuses the embedding cache (RUSTWATCH_WORK_DIR/
-embeddings) across runs, so only new photos are embedded.
+Warm start: the classifier reuses the embedding cache ($RUSTWATCH_EMBEDDING_CACHE,
+the same one the scoring side fills) across runs, so only new photos are embedded.
+The detector starts from ImageNet weights each run (ml.training has no way to start
+from a deployed detector yet).
 """
 
 from __future__ import annotations
@@ -139,7 +141,7 @@ def execute_run(job: Job) -> dict[str, Any]:
         from ml.training import evaluate, train
 
         dataset = load_dataset(snapshots.materialize(snapshot.path))
-        cache = EmbeddingCache(Path(settings.RUSTWATCH_WORK_DIR) / "embeddings")
+        cache = EmbeddingCache()  # $RUSTWATCH_EMBEDDING_CACHE, shared with the scoring side
         cls_cfg, det_cfg = ml_configs(run)
         skip_detector = bool(run.config.get("skip_detector")) or not any(
             p.boxed for p in dataset.subset("train")

@@ -232,3 +232,37 @@ def test_runs_api_is_for_supervisors_and_refuses_unknown_fields(client_for, insp
     assert client_for(inspector).post("/api/v1/runs/", {}, format="json").status_code == 403
     r = client_for(supervisor).post("/api/v1/runs/", {"epochs": 3}, format="json")
     assert r.status_code == 400 and "epochs" in r.json()["detail"]
+
+
+# --- triggers ---------------------------------------------------------------------------
+
+
+def test_label_threshold_starts_one_run_after_a_label_save(
+    inspection, settings, supervisor, django_capture_on_commit_callbacks
+):
+    from inspection.models import TrainingRun
+    from inspection.services.photos import set_verdict
+    from inspection.services.training import maybe_start_label_run
+
+    settings.RUSTWATCH_TRAIN_AFTER_LABELS = 3
+    _, unlabelled = add_photos(inspection, rust=2, norust=0, unlabelled=3)
+    assert maybe_start_label_run() is None  # 2 labels < 3
+    with django_capture_on_commit_callbacks() as callbacks:
+        set_verdict(photo=unlabelled[0], verdict="norust", user=supervisor)
+    checks = [cb for cb in callbacks if cb.__name__ == "_check"]
+    assert len(checks) == 1  # the label save scheduled one cheap check
+    checks[0]()  # (the run's own task is queued on commit, which this test never reaches)
+    run = TrainingRun.objects.get()
+    assert run.trigger == "labels" and run.labels_at_start == 3
+    assert run.job.state == "queued" and run.job.params["run_id"] == run.pk
+    assert maybe_start_label_run() is None  # one is queued already
+
+
+def test_nightly_run_and_label_tick_are_beat_tasks_editable_in_the_admin():
+    from django_celery_beat.models import PeriodicTask
+
+    tasks = dict(PeriodicTask.objects.values_list("name", "task"))
+    assert tasks["nightly training"] == "inspection.tasks.training.nightly_run"
+    assert tasks["training after new labels"] == "inspection.tasks.training.check_label_trigger"
+    nightly = PeriodicTask.objects.get(name="nightly training")
+    assert nightly.crontab is not None and nightly.enabled

@@ -44,6 +44,7 @@ def worker_env(work: Path, **extra) -> dict[str, str]:
     return {
         "RUSTWATCH_TRAIN_CONFIG": json.dumps(extra.pop("config", TINY_TRAIN_CONFIG)),
         "RUSTWATCH_WORK_DIR": str(work),
+        "RUSTWATCH_EMBEDDING_CACHE": str(work.parent / "embeddings"),
         "RUSTWATCH_TRAIN_AFTER_LABELS": "0",
         "RUSTWATCH_JOB_HEARTBEAT_S": "2",
         **extra,
