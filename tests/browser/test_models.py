@@ -15,6 +15,8 @@ from tests.browser.conftest import login, screenshot
 from tests.conftest import make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+# The run page polls its job every 1.5 s: give a busy CI machine a few polls.
+POLL_WAIT_MS = 15_000
 
 # Validation scores of a classifier on ten photos (1 = rust): the worker's plots read these.
 VAL = {"y": [1, 1, 1, 1, 1, 0, 0, 0, 0], "prob": [0.9, 0.8, 0.7, 0.4, 0.6, 0.3, 0.2, 0.6, 0.1]}
@@ -163,8 +165,8 @@ def test_run_page_shows_live_progress_and_cancel(page, seeded):
             progress={"phase": "train", "epoch": epoch, "loss": loss},
             log_tail=f"epoch {epoch}: loss {loss}",
         )
-        expect(page.locator("#epoch")).to_have_text(str(epoch))
-        expect(page.locator("#loss")).to_have_text(f"{loss:.4f}")
+        expect(page.locator("#epoch")).to_have_text(str(epoch), timeout=POLL_WAIT_MS)
+        expect(page.locator("#loss")).to_have_text(f"{loss:.4f}", timeout=POLL_WAIT_MS)
     expect(page.locator("#loss-chart")).to_have_attribute("data-points", "3")
     expect(page.locator("#log")).to_contain_text("epoch 3: loss 0.47")
     screenshot(page, "run-live-1280")
@@ -179,7 +181,7 @@ def test_run_page_shows_live_progress_and_cancel(page, seeded):
     Job.objects.filter(pk=job.pk).update(
         state=Job.State.CANCELLED, error="Cancelled while running."
     )
-    expect(page.locator("#run-state")).to_have_text("Cancelled")
+    expect(page.locator("#run-state")).to_have_text("Cancelled", timeout=POLL_WAIT_MS)
     expect(page.locator("#job-error")).to_contain_text("Cancelled while running.")
     expect(page.locator("#cancel-form")).to_be_hidden()
     assert page.js_errors == []
