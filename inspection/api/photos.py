@@ -118,6 +118,12 @@ class BoxInputSerializer(InputSerializer):
     ymax = serializers.IntegerField(max_value=MAX_ID)
     label = serializers.CharField(max_length=64, default="rust")
     difficult = serializers.BooleanField(default=False)
+    derived_from = serializers.IntegerField(
+        max_value=MAX_ID,
+        min_value=1,
+        required=False,
+        help_text="Id of the model suggestion this new box corrects (the suggestion is rejected).",
+    )
 
 
 class BoxesInputSerializer(InputSerializer):

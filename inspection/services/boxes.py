@@ -182,6 +182,15 @@ def validate_boxes(photo: Photo, boxes: Any) -> list[dict[str, Any]]:
             if box_id in seen_ids:
                 raise InvalidBoxes(f"{where}: box {box_id} is sent twice.", index=i)
             seen_ids.add(box_id)
+        derived_from = raw.get("derived_from")
+        if derived_from is not None and (
+            isinstance(derived_from, bool)
+            or not isinstance(derived_from, int)
+            or box_id is not None
+        ):
+            raise InvalidBoxes(
+                f"{where}: derived_from must be a suggestion's id, on a new box (no id).", index=i
+            )
         clean.append(
             {
                 "id": box_id,
@@ -191,6 +200,7 @@ def validate_boxes(photo: Photo, boxes: Any) -> list[dict[str, Any]]:
                 "ymax": ymax,
                 "label": label,
                 "difficult": difficult,
+                "derived_from": derived_from,
             }
         )
     return clean
@@ -223,9 +233,11 @@ def save_boxes(
 
     Items may carry the `id` of an existing box of this photo: a human box is
     updated in place, a model box becomes an accepted box (keeping its score
-    and model version). Accepted model boxes left out are marked rejected;
-    suggestions left out stay suggestions, unless their id is in `rejected`: then a
-    person refused them in the same edit (kept as rejected, the model learns from it).
+    and model version). A new item may carry `derived_from`, the id of the
+    suggestion it corrects: a human box pointing at it, the suggestion rejected.
+    Accepted model boxes left out are marked rejected; suggestions left out stay
+    suggestions, unless their id is in `rejected`: then a person refused them in
+    the same edit (kept as rejected, the model learns from it).
     Any of these changes to a model box is a review: `may_review_suggestions`
     decides (403 otherwise, nothing saved). A rust box may set the verdict
     (`verdict_follows_boxes`).
@@ -247,7 +259,13 @@ def save_boxes(
                     f"box {i}: box {item['id']} is not a box of photo {locked.pk}.", index=i
                 )
         kept_ids = {i["id"] for i in clean}
+        corrected = _corrected_suggestions(locked, clean, existing)
         refused = _refused_suggestions(locked, existing, rejected, kept_ids)
+        refused += [
+            existing[i]
+            for i in corrected
+            if existing[i] not in refused and existing[i].state != Box.State.REJECTED
+        ]
         reviews = _reviews_in_save(clean, existing, refused, kept_ids)
         if reviews:
             _require_review_right(user, locked, reviews[0])
@@ -257,7 +275,12 @@ def save_boxes(
             fields = {k: item[k] for k in (*_COORDS, "label", "difficult")}
             box = existing.get(item["id"]) if item["id"] is not None else None
             if box is None:
-                box = Box(photo=locked, source=Box.Source.HUMAN, state=Box.State.ACCEPTED)
+                box = Box(
+                    photo=locked,
+                    source=Box.Source.HUMAN,
+                    state=Box.State.ACCEPTED,
+                    derived_from=existing.get(item["derived_from"]),
+                )
             else:
                 kept.add(box.id)
             changed = (
@@ -301,6 +324,29 @@ def save_boxes(
         record_event(photo=locked, action=action, user=user, before=before, after=after)
         write_photo_voc(locked)
     return locked
+
+
+def _corrected_suggestions(
+    photo: Photo, clean: list[dict[str, Any]], existing: dict[int, Box]
+) -> list[int]:
+    """Ids of the suggestions new boxes correct (`derived_from`): they are rejected in the save.
+
+    A corrected suggestion is "edited" in the model's record: a person's box replaces it.
+    """
+    ids: list[int] = []
+    for i, item in enumerate(clean):
+        source_id = item["derived_from"]
+        if source_id is None:
+            continue
+        source = existing.get(source_id)
+        if source is None or source.source != Box.Source.MODEL:
+            raise InvalidBoxes(
+                f"box {i}: derived_from {source_id} is not a model suggestion of photo {photo.pk}.",
+                index=i,
+            )
+        if source_id not in ids:
+            ids.append(source_id)
+    return ids
 
 
 def _reviews_in_save(

@@ -208,6 +208,20 @@ def test_boxes_put_rejects_named_suggestions(client_for, inspector, photo):
     assert r.status_code == 400 and "rejected" in r.content.decode()
 
 
+def test_boxes_put_corrects_a_suggestion_with_a_human_box(client_for, inspector, photo):
+    from tests.api.conftest import add_suggestion
+
+    s = add_suggestion(photo)
+    item = {"derived_from": s.id, "xmin": 14, "ymin": 10, "xmax": 50, "ymax": 44}
+    r = client_for(inspector).put(
+        f"/api/v1/photos/{photo.pk}/boxes/", {"boxes": [item]}, format="json", HTTP_IF_MATCH='"1"'
+    )
+    assert r.status_code == 200, r.content
+    boxes = {b["source"]: b for b in r.json()["boxes"]}
+    assert (boxes["human"]["xmin"], boxes["model"]["state"]) == (14, "rejected")
+    assert photo.boxes.get(source="human").derived_from_id == s.id
+
+
 def test_verdict_and_history(client_for, inspector, photo):
     api = client_for(inspector)
     r = api.post(
