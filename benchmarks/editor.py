@@ -149,8 +149,9 @@ def measure(page, base: str, photo_id: int) -> dict[str, float]:
         "document.querySelector('#editor')?.dataset.imageReady === 'true'", timeout=60_000
     )
     marks = page.evaluate(
-        "() => Object.fromEntries(['editor-ready', 'editor-image'].map("
-        "n => [n, performance.getEntriesByName(n)[0].startTime]))"
+        "() => ({...Object.fromEntries(['editor-start', 'editor-ready', 'editor-image'].map("
+        "n => [n, performance.getEntriesByName(n)[0].startTime])),"
+        " html: performance.getEntriesByType('navigation')[0].responseEnd})"
     )
     page.wait_for_timeout(500)  # let the decoded photo settle before timing frames
 
@@ -184,6 +185,8 @@ def measure(page, base: str, photo_id: int) -> dict[str, float]:
     zoom = page.evaluate(STOP)
     return {
         "usable_ms": marks["editor-ready"],
+        "html_ms": marks["html"],
+        "start_ms": marks["editor-start"],
         "image_ms": marks["editor-image"],
         "drag_p50": pct(drag["intervals"], 0.5),
         "drag_p95": pct(drag["intervals"], 0.95),
@@ -285,10 +288,11 @@ def main() -> None:
         "| boxes | usable (best / worst) | photo decoded | drag frame p50 / p95 | "
         "drag draw p50 / p95 | zoom frame p50 / p95 | zoom draw p50 / p95 |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n, r in results:
         print(
-            f"| {n} | {r['usable_ms']:.0f} / {r['usable_worst']:.0f} ms | {r['image_ms']:.0f} ms | "
+            f"| {n} | {r['usable_ms']:.0f} / {r['usable_worst']:.0f} ms | "
+            f"{r['html_ms']:.0f}, {r['start_ms']:.0f} ms | {r['image_ms']:.0f} ms | "
             f"{r['drag_p50']:.1f} / {r['drag_p95']:.1f} ms | "
             f"{r['drag_draw_p50']:.2f} / {r['drag_draw_p95']:.2f} ms | "
             f"{r['zoom_p50']:.1f} / {r['zoom_p95']:.1f} ms | "

@@ -277,7 +277,10 @@ def _queue_next_url() -> str:
 @require_GET
 def photo_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """The box editor (read-only without the inspector role), near-duplicates and history."""
-    photo = get_object_or_404(selectors.photo_detail_queryset(), pk=pk)
+    # The boxes come once, in the editor's state (photo_state): no prefetch of them here.
+    photo = get_object_or_404(
+        Photo.objects.select_related("inspection__asset", "uploaded_by"), pk=pk
+    )
     nav = _neighbours(photo, request.GET)
     can = _can(request)
     editor = {

@@ -269,7 +269,7 @@ def test_accept_edit_and_reject_suggestions(page, ines, photos):
     expect(page.locator("#suggestion-count")).to_have_text("1 open, 1 below 0.30 hidden")
     page.locator("#score-threshold").fill("0.1")
     expect(page.locator("#box-rows tr.suggested")).to_have_count(1)
-    drag(page, (450, 350), (470, 360))  # moving a suggestion edits it: now an annotation
+    drag(page, (450, 350), (470, 360))  # moving a suggestion corrects it: a human box now
     expect(page.locator("#suggestion-count")).to_have_text("none open")
     page.keyboard.press("Control+s")
     expect(page.locator("#editor-status")).to_contain_text("Saved")
@@ -279,8 +279,10 @@ def test_accept_edit_and_reject_suggestions(page, ines, photos):
         0.9: ("accepted", 10, 10),
         0.6: ("rejected", 200, 10),
         0.5: ("accepted", 10, 200),
-        0.2: ("accepted", 420, 310),
+        0.2: ("rejected", 400, 300),  # the model's box as it drew it: corrected, not accepted
+        None: ("accepted", 420, 310),  # the person's box that corrects it
     }
+    assert Box.objects.get(photo=photo, source="human").derived_from == by_score[0.2]
     assert by_score[0.6].pk in {b.pk for b in Box.objects.filter(state="rejected")}
     ann = read_voc(voc_path(Photo.objects.get(pk=photo.pk)))
     assert sorted((b.xmin, b.ymin) for b in ann.boxes) == [(10, 10), (10, 200), (420, 310)]

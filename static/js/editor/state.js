@@ -16,7 +16,8 @@ function sameDoc(a, b) {
     const x = a.boxes[i];
     const y = b.boxes[i];
     if (x.key !== y.key || x.xmin !== y.xmin || x.ymin !== y.ymin || x.xmax !== y.xmax ||
-        x.ymax !== y.ymax || x.state !== y.state || x.label !== y.label || x.difficult !== y.difficult) {
+        x.ymax !== y.ymax || x.state !== y.state || x.label !== y.label || x.difficult !== y.difficult ||
+        x.source !== y.source) {
       return false;
     }
   }
@@ -136,6 +137,16 @@ export class EditorState {
     this.change(() => { for (const k of keys) { const b = this.byKey(k); if (b) b.state = state; } });
   }
 
+  /**
+   * A person moved or resized a suggestion: it becomes their box, derived from the
+   * model's (the save sends `derived_from`; the server rejects the suggestion and
+   * counts it as edited). Call inside a change.
+   */
+  correct(box) {
+    if (box.state !== "suggested") return;
+    Object.assign(box, { derivedFrom: box.id, id: null, source: "human", state: "accepted", score: null });
+  }
+
   setVerified(value) { this.change((doc) => { doc.verified = value; }); }
 
   /** The body of PUT /boxes/: annotation boxes (ids kept), refused suggestions, verified. */
@@ -143,6 +154,7 @@ export class EditorState {
     return {
       boxes: this.annotations().map((b) => ({
         ...(b.id != null ? { id: b.id } : {}),
+        ...(b.derivedFrom != null ? { derived_from: b.derivedFrom } : {}),
         xmin: b.xmin, ymin: b.ymin, xmax: b.xmax, ymax: b.ymax, label: b.label, difficult: b.difficult,
       })),
       rejected: this.doc.boxes.filter((b) => b.state === "rejected" && b.id != null).map((b) => b.id),
