@@ -82,6 +82,13 @@ def test_draw_save_reload_and_the_xml_has_the_box(page, ines, photos, tmp_path):
     assert coords(page) == [(100, 80, 300, 240)]
     expect(page.locator("#editor")).to_have_attribute("data-dirty", "true")
     expect(page.locator("#box-rows tr")).to_have_count(1)
+    # Hover: the box under the pointer lights its row, and a row lights its box.
+    page.mouse.move(*to_screen(page, 200, 160))
+    expect(page.locator("#box-rows tr").first).to_have_class(re.compile(r"\bhover\b"))
+    page.mouse.move(*to_screen(page, 500, 400))
+    expect(page.locator("#box-rows tr.hover")).to_have_count(0)
+    page.locator("#box-rows tr").first.hover()
+    assert page.evaluate("document.querySelector('#box-rows tr.hover') !== null")
     page.keyboard.press("Control+s")
     expect(page.locator("#editor-status")).to_contain_text("Saved")
     expect(page.locator("#editor")).to_have_attribute("data-dirty", "false")
@@ -237,6 +244,10 @@ def test_every_keyboard_shortcut(page, ines, photos):
     expect(page).to_have_url(re.compile(rf"/photos/{deck9.pk}/\?sort=name$"))
     page.goto("/")
     screenshot(page, "home")
+    page.goto("/assets/")
+    screenshot(page, "assets")
+    page.get_by_role("link", name="Hull 7").first.click()
+    screenshot(page, "asset")
     assert page.js_errors == []
 
 

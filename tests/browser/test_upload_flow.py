@@ -44,6 +44,7 @@ def test_wrong_password_stays_on_login_with_message(page, ines):
     login_page.get_by_label("Password").fill("wrong")
     login_page.get_by_role("button", name="Sign in").click()
     expect(login_page.locator("p.error")).to_contain_text("did not match")
+    screenshot(login_page, "login-refused")
     expect(login_page).to_have_url(re.compile(r"/login/"))
 
 
