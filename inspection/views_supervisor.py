@@ -43,6 +43,7 @@ from inspection.services.history import check_version, photo_state
 from inspection.services.jobs import cancel_job
 from inspection.services.registry import deploy_version, deployed_versions, rollback
 from inspection.services.review import approve_photo
+from inspection.services.suggestions import edit_suggestion, suggestion_stats
 from inspection.services.training import start_run
 from inspection.views import role_required
 
@@ -142,6 +143,7 @@ def _count(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 'es' if word.endswith('x') else 's'}"
 
 
+COORDS = ("xmin", "ymin", "xmax", "ymax")
 REVIEW_WORDS = {"accept": "accepted", "reject": "rejected", "edit": "corrected"}
 
 
@@ -207,6 +209,7 @@ def review_photo(request: HttpRequest, pk: int) -> HttpResponse:
             "to_review": sup.review_queue(sup.ReviewFilters()).filter(pk=photo.pk).exists(),
             "progress": sup.review_progress(inspection_id=photo.inspection_id),
             "csrf": get_token(request),
+            "coord_names": COORDS,
             **CAN,
         },
     )
@@ -234,7 +237,11 @@ def _version_field(request: HttpRequest) -> int:
 @supervisor_page
 @require_POST
 def review_suggestion_action(request: HttpRequest, pk: int, box: int) -> HttpResponse:
-    """Accept or reject one model suggestion (versioned: a stale page is told to reload)."""
+    """Accept, reject or correct one model suggestion (versioned: a stale page is told to reload).
+
+    A correction (`action=edit` with xmin..ymax) becomes a person's box derived from the
+    suggestion, which is kept as rejected: the version's "edited" count.
+    """
     photo = get_object_or_404(Photo, pk=pk)
     suggestion = photo.boxes.filter(pk=box).first()
     if suggestion is None:
@@ -242,17 +249,20 @@ def review_suggestion_action(request: HttpRequest, pk: int, box: int) -> HttpRes
         return redirect(_review_url(photo.pk, request.POST.get("query", "")))
     action = request.POST.get("action", "")
     try:
-        photo = review_suggestion(
-            box=suggestion,
-            action=action,
-            user=request.user,
-            expected_version=_version_field(request),
-        )
+        version = _version_field(request)
+        if action == "edit":
+            coords = {k: request.POST.get(k, "") for k in COORDS}
+            photo = edit_suggestion(
+                box=suggestion, coords=coords, user=request.user, expected_version=version
+            )
+        else:
+            photo = review_suggestion(
+                box=suggestion, action=action, user=request.user, expected_version=version
+            )
     except DomainError as exc:
         _error_message(request, exc)
         return redirect(_review_url(pk, request.POST.get("query", "")))
-    word = "accepted" if action == "accept" else "rejected"
-    messages.success(request, f"Suggestion {box} {word} on {photo}.")
+    messages.success(request, f"Suggestion {box} {REVIEW_WORDS[action]} on {photo}.")
     return _after_review(request, photo)
 
 
@@ -298,12 +308,8 @@ def metric_rows(kind: str, metrics: dict, deployed: dict | None) -> list[dict[st
     return rows
 
 
-def _acceptance(version: ModelVersion) -> dict[str, Any] | None:
+def _acceptance(version: ModelVersion) -> dict[str, Any]:
     """What people did with the version's suggestions (the serving side's selector)."""
-    try:
-        from inspection.services.suggestions import suggestion_stats
-    except ImportError:  # the serving side is not installed on this build
-        return None
     return suggestion_stats(version)
 
 

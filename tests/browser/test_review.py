@@ -115,3 +115,51 @@ def _has_colour_near(page, photo, box, rgb) -> bool:
         }""",
         [photo.width, photo.height, box.xmin, box.ymin + (box.ymax - box.ymin) // 2, list(rgb)],
     )
+
+
+def _screen(page, x: float, y: float) -> tuple[float, float]:
+    """Page coordinates of image pixel (x, y) in the overlay (the image's own transform)."""
+    return page.evaluate(
+        """([x, y]) => {
+          const img = document.querySelector('#review-overlay img');
+          const stage = document.getElementById('review-overlay').getBoundingClientRect();
+          const m = new DOMMatrix(getComputedStyle(img).transform);
+          return [stage.left + x * m.a + m.e, stage.top + y * m.d + m.f];
+        }""",
+        [x, y],
+    )
+
+
+def test_supervisor_corrects_a_suggestion_by_dragging_it(page, queue):
+    photo, keep = queue["photo"], queue["keep"]
+    page.set_viewport_size({"width": 1280, "height": 800})
+    login(page, "sam", "pw-sam")
+    page.goto(f"/review/photos/{photo.pk}/")
+    expect(page.locator("#review-overlay")).to_have_attribute("data-drawn", "2")
+    scale = page.evaluate(
+        "new DOMMatrix(getComputedStyle(document.querySelector('#review-overlay img')).transform).a"
+    )
+    # drag the selected suggestion (the first) 60 image pixels right and 30 down
+    x0, y0 = _screen(page, 120, 100)
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move(x0 + 30 * scale, y0 + 15 * scale, steps=4)
+    page.mouse.move(x0 + 60 * scale, y0 + 30 * scale, steps=4)
+    page.mouse.up()
+    row = page.locator(f'#suggestions li[data-box="{keep.pk}"]')
+    expect(row.locator(".coords")).to_contain_text("→ ")
+    shown = [int(v) for v in re.findall(r"\d+", row.locator(".coords").inner_text())]
+    assert all(abs(a - b) <= 2 for a, b in zip(shown, (100, 70, 260, 190), strict=True)), shown
+    screenshot(page, "review-correct-1280")
+    row.get_by_role("button", name="Save correction").click()
+    expect(page.locator(".messages")).to_contain_text(f"Suggestion {keep.pk} corrected")
+
+    keep.refresh_from_db()
+    human = Box.objects.get(derived_from=keep)
+    assert keep.state == Box.State.REJECTED and human.source == Box.Source.HUMAN
+    assert [human.xmin, human.ymin, human.xmax, human.ymax] == shown  # what the page showed
+    from inspection.services.suggestions import suggestion_stats
+
+    assert suggestion_stats("det-1")["edited"] == 1
+    expect(page.locator("#history")).to_contain_text("suggestion corrected (0.80)")
+    assert page.js_errors == []

@@ -308,3 +308,15 @@ def test_deploy_and_rollback_refusals_are_messages(version, supervisor):
     assert (d.actor, d.reason, d.automatic) == (supervisor, "the fleet needs recall", False)
     assert c.post("/models/fish/rollback/", {}, follow=True).status_code == 200
     assert c.post("/models/99999/deploy/", {}).status_code == 404
+
+
+def test_version_page_shows_the_share_of_its_suggestions_people_accepted(photo, supervisor):
+    detector = ModelVersion.objects.create(kind="detector", name="det-1", artifact="models/det-1")
+    keep, drop, _open = (
+        add_suggestion(photo, xmin=10 + 30 * i, xmax=30 + 30 * i) for i in range(3)
+    )
+    photo = review_suggestion(box=keep, action="accept", user=supervisor, expected_version=1)
+    review_suggestion(box=drop, action="reject", user=supervisor, expected_version=photo.version)
+    page = signed_in(supervisor).get(f"/models/{detector.pk}/").content.decode()
+    assert "50 % accepted</strong> of 2 reviewed" in page
+    assert "1 accepted · 0 edited · 1 rejected · 1 open" in page
