@@ -48,6 +48,7 @@ from inspection.services.training import start_run
 from inspection.views import role_required
 
 supervisor_page = role_required(Role.SUPERVISOR)
+QUEUE_PAGE = 200  # the review queue shows the most recent work first, this many at a time
 CAN = {"can_label": True, "can_supervise": True}  # a supervisor may do everything
 
 # Metrics shown side by side, per kind, in this order (others follow by name).
@@ -125,13 +126,15 @@ def review(request: HttpRequest) -> HttpResponse:
     """The review queue: photos with open suggestions or inspector changes, and progress."""
     form = ReviewFilterForm(request.GET or None)
     filters = form.filters()
-    queue = list(sup.review_queue(filters)[:200])
+    photos = sup.review_queue(filters)
+    queue = list(photos[:QUEUE_PAGE])
     return render(
         request,
         "review.html",
         {
             "form": form,
             "queue": queue,
+            "queue_total": photos.count() if len(queue) == QUEUE_PAGE else len(queue),
             "progress": sup.review_progress(),
             "query": _kept_query(request),
             **CAN,
