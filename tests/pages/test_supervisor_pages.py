@@ -311,6 +311,7 @@ def test_deploy_and_rollback_refusals_are_messages(version, supervisor):
 
 
 def test_version_page_shows_the_share_of_its_suggestions_people_accepted(photo, supervisor):
+    pytest.importorskip("inspection.services.suggestions", reason="the serving side's stats")
     detector = ModelVersion.objects.create(kind="detector", name="det-1", artifact="models/det-1")
     keep, drop, _open = (
         add_suggestion(photo, xmin=10 + 30 * i, xmax=30 + 30 * i) for i in range(3)
@@ -320,3 +321,32 @@ def test_version_page_shows_the_share_of_its_suggestions_people_accepted(photo, 
     page = signed_in(supervisor).get(f"/models/{detector.pk}/").content.decode()
     assert "50 % accepted</strong> of 2 reviewed" in page
     assert "1 accepted · 0 edited · 1 rejected · 1 open" in page
+
+
+def test_correct_through_the_page_makes_a_persons_box_and_refuses_bad_coordinates(
+    photo, suggested, supervisor
+):
+    c = signed_in(supervisor)
+    url = f"/review/photos/{photo.pk}/suggestions/{suggested.pk}/"
+    r = c.post(
+        url, {"action": "edit", "version": 1, "xmin": 5, "ymin": 5, "xmax": "wide"}, follow=True
+    )
+    assert r.status_code == 200 and b"lacks ymax" in r.content
+    r = c.post(
+        url,
+        {"action": "edit", "version": 1, "xmin": 5, "ymin": 5, "xmax": 900, "ymax": 40},
+        follow=True,
+    )
+    assert b"outside the 200x100 photo" in r.content
+    r = c.post(url, {"action": "edit", "version": 1, "xmin": 12, "ymin": 8, "xmax": 60, "ymax": 44})
+    assert r.status_code == 302
+    suggested.refresh_from_db()
+    human = Box.objects.get(derived_from=suggested)
+    assert suggested.state == Box.State.REJECTED
+    assert (human.source, human.xmin, human.ymax, human.changed_by) == ("human", 12, 44, supervisor)
+    r = c.post(
+        url,
+        {"action": "edit", "version": 2, "xmin": 1, "ymin": 1, "xmax": 9, "ymax": 9},
+        follow=True,
+    )
+    assert b"not an open model suggestion" in r.content
