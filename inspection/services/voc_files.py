@@ -19,15 +19,17 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from django.conf import settings
 from django.db import DatabaseError, transaction
 from PIL import Image
 
 from inspection.models import Box, Photo
 from inspection.selectors import LABEL_BOXES
 from inspection.services.media import write_media_path
-from ml.voc import VocAnnotation, VocBox, to_xml_bytes
+from ml.voc import VocAnnotation, VocBox, VocError, parse_voc, to_xml_bytes
 
 log = logging.getLogger(__name__)
 
@@ -123,3 +125,91 @@ def voc_follows_rows(photo: Photo | int) -> Iterator[None]:
                 pk,
             )
         raise
+
+
+# --- checking and repairing the files against the rows -----------------------------
+
+
+@dataclass
+class VocCheckReport:
+    """What `check_voc` found (and, with repair, did); `problems` are the ones left."""
+
+    photos: int = 0
+    missing: list[int] = field(default_factory=list)  # photo ids without an XML
+    differing: list[int] = field(default_factory=list)  # photo ids whose XML disagrees
+    orphans: list[Path] = field(default_factory=list)  # XML files of no photo
+    repaired: list[str] = field(default_factory=list)  # what --repair did, in words
+    failed: list[str] = field(default_factory=list)  # repairs that did not work
+
+    @property
+    def problems(self) -> int:
+        """How many problems remain after this run."""
+        if self.repaired or self.failed:
+            return len(self.failed)
+        return len(self.missing) + len(self.differing) + len(self.orphans)
+
+
+def _content(ann: VocAnnotation) -> tuple:
+    """What must agree between file and rows: the image, its size, verified and the boxes."""
+    boxes = sorted((b.xmin, b.ymin, b.xmax, b.ymax, b.name, b.difficult) for b in ann.boxes)
+    return (ann.filename, ann.width, ann.height, ann.verified, boxes)
+
+
+def _file_state(photo: Photo) -> str:
+    """'ok', 'missing' or 'differs' for one photo's XML against its rows (as read now)."""
+    target = voc_path(photo)
+    try:
+        data = target.read_bytes()
+    except FileNotFoundError:
+        return "missing"
+    try:
+        on_disk = parse_voc(data, str(target), check_bounds=False)
+    except VocError:
+        return "differs"
+    return "ok" if _content(on_disk) == _content(photo_annotation(photo)) else "differs"
+
+
+def _settled_state(photo: Photo) -> str:
+    """The state again under the row lock, so a save in progress is not reported."""
+    with transaction.atomic():
+        locked = Photo.objects.select_for_update().filter(pk=photo.pk).first()
+        return "ok" if locked is None else _file_state(locked)
+
+
+def check_voc_files(*, repair: bool = False) -> VocCheckReport:
+    """Compare every photo's XML with its rows, and find XML files of no photo.
+
+    With `repair`, a missing or disagreeing XML is rewritten from the rows
+    (`write_photo_voc`, under the lock) and an XML of no photo is removed.
+    """
+    report = VocCheckReport()
+    expected: set[Path] = set()
+    for photo in Photo.objects.order_by("id").iterator(chunk_size=500):
+        report.photos += 1
+        expected.add(voc_path(photo).resolve())
+        state = _file_state(photo)
+        if state != "ok":
+            state = _settled_state(photo)
+        if state == "ok":
+            continue
+        (report.missing if state == "missing" else report.differing).append(photo.pk)
+        if repair:
+            try:
+                write_photo_voc(photo)
+                report.repaired.append(f"photo {photo.pk}: XML {state}, rewritten from its rows")
+            except (OSError, DatabaseError) as exc:
+                report.failed.append(f"photo {photo.pk}: XML {state}, not rewritten ({exc})")
+    root = Path(settings.MEDIA_ROOT) / "photos"
+    for xml in sorted(root.rglob("*.xml")) if root.is_dir() else []:
+        if xml.resolve() in expected or xml.name.startswith("."):
+            continue
+        if Photo.objects.filter(sha256=xml.stem).exists():
+            continue  # a photo uploaded while we looked
+        report.orphans.append(xml)
+        if repair:
+            try:
+                xml.unlink()
+                report.repaired.append(f"{xml}: the XML of no photo, removed")
+            except OSError as exc:
+                report.failed.append(f"{xml}: the XML of no photo, not removed ({exc})")
+    return report
