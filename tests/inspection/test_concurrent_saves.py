@@ -26,18 +26,13 @@ from inspection.services.voc_files import voc_path
 from ml.voc import read_voc
 from tests.conftest import jpeg_bytes, make_user
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 N = 6
 
 
 @pytest.fixture
 def people(transactional_db) -> dict[str, Any]:
-    """Migration 0002's rows (a transactional test flushes them) and two people."""
-    from django.contrib.auth.models import Group
-
-    for name in ("integration", "inspector", "supervisor"):
-        Group.objects.get_or_create(name=name)
-    Label.objects.get_or_create(name="rust", defaults={"color": "#e8590c"})
+    """An inspector and a supervisor (serialized_rollback keeps migration 0002's groups)."""
     return {"ines": make_user("ines", "inspector"), "sam": make_user("sam", "supervisor")}
 
 

@@ -31,7 +31,7 @@ from ml.voc import read_voc
 from tests.conftest import jpeg_bytes, make_user
 from tests.integration.conftest import database_url_for_worker, wait_for
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 REPO = Path(__file__).resolve().parents[2]
 WEB_WORKERS = 3
 CLIENTS = 6
@@ -93,14 +93,10 @@ def gunicorn(settings, tmp_path) -> Iterator[str]:
 
 @pytest.fixture
 def world(transactional_db, asset) -> dict[str, Any]:
-    """Migration 0002's rows (flushed by transactional tests), people, a photo, a suggestion."""
-    from django.contrib.auth.models import Group
-
+    """People with API keys, a photo and a model suggestion on it."""
     from inspection.services.tokens import rotate_token
 
-    for name in ("integration", "inspector", "supervisor"):
-        Group.objects.get_or_create(name=name)
-    rust, _ = Label.objects.get_or_create(name="rust", defaults={"color": "#e8590c"})
+    rust = Label.objects.get(name="rust")  # migration 0002's, kept by serialized_rollback
     ines, sam = make_user("ines", "inspector"), make_user("sam", "supervisor")
     photo = ingest_photo(
         inspection=Inspection.objects.create(asset=asset, name="race"),
