@@ -14,7 +14,10 @@ from inspection.models import Deployment, Job, ModelVersion, Snapshot, TrainingR
 from tests.browser.conftest import login, screenshot
 from tests.conftest import make_user
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 # The run page polls its job every 1.5 s: give a busy CI machine a few polls.
 POLL_WAIT_MS = 15_000
 

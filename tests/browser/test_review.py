@@ -12,7 +12,10 @@ from tests.api.conftest import add_suggestion, ingest
 from tests.browser.conftest import login, screenshot
 from tests.conftest import make_user
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 
 @pytest.fixture
