@@ -250,3 +250,28 @@ def test_leftover_file_of_a_crash_is_replaced(inspection, settings):
     leftover.write_bytes(data[:100])  # half-written by a process that died
     photo = ingest(inspection, data)
     assert Path(photo.image.path) == leftover and leftover.read_bytes() == data
+
+
+def test_media_files_are_written_atomically_and_readable(inspection, settings, monkeypatch):
+    """Photo, XML and thumbnail appear whole under their names (temp file + rename), with
+    upload permissions; a write that fails leaves the previous file as it was."""
+    import ml.voc
+    from inspection.services.photos import render_thumbnail
+    from inspection.services.voc_files import voc_path
+
+    photo = ingest(inspection, noisy_jpeg(300, 200), "a.jpg")
+    thumb = Path(settings.MEDIA_ROOT) / render_thumbnail(photo)
+    for f in (Path(photo.image.path), voc_path(photo), thumb):
+        assert f.stat().st_mode & 0o777 == 0o644, f
+    before = thumb.read_bytes()
+
+    def no_rename(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ml.voc.os, "replace", no_rename)
+    photo.thumbnail.name = ""  # make it render again
+    settings.RUSTWATCH_THUMBNAIL_SIZE = 40
+    with pytest.raises(OSError):
+        render_thumbnail(photo)
+    assert thumb.read_bytes() == before
+    assert not [f for f in thumb.parent.iterdir() if f.name.startswith(".")]  # no temp left
