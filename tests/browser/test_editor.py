@@ -188,6 +188,26 @@ def test_every_keyboard_shortcut(page, ines, photos):
     page.mouse.wheel(0, 300)
     assert editor(page, "e.view.scale") < fit * 1.25**3
 
+    # Pan: Space held while dragging (verified stays as it was), or the middle button.
+    verified = editor(page, "e.state.doc.verified")
+    x, y = to_screen(page, 500, 400)
+    for hold_space, button in ((True, "left"), (False, "middle")):
+        tx, ty = editor(page, "[e.view.tx, e.view.ty]")
+        if hold_space:
+            page.keyboard.down(" ")
+        page.mouse.move(x, y)
+        page.mouse.down(button=button)
+        page.mouse.move(x + 60, y + 25, steps=4)
+        page.mouse.up(button=button)
+        if hold_space:
+            page.keyboard.up(" ")
+        assert editor(page, "[e.view.tx, e.view.ty]") == [
+            pytest.approx(tx + 60),
+            pytest.approx(ty + 25),
+        ]
+    assert editor(page, "e.state.doc.verified") == verified
+    assert coords(page) == [(110, 109, 210, 209)]  # panning moved no box
+
     page.keyboard.press("?")
     expect(page.locator("#shortcuts-dialog")).to_be_visible()
     expect(page.locator("#shortcuts-dialog")).to_contain_text("Next unlabelled photo")

@@ -626,8 +626,15 @@ stage.addEventListener("wheel", (e) => {
 
 // --- keyboard -------------------------------------------------------------------------
 
-function typing(target) {
-  return target instanceof HTMLElement && (target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName));
+// Keys typed into a field are the field's. A checkbox or the score slider keeps only
+// what it uses (Space toggles a checkbox, arrows move the slider): the rest stay shortcuts.
+function typing(target, e) {
+  if (!(target instanceof HTMLElement)) return false;
+  if (target.isContentEditable || target.tagName === "TEXTAREA" || target.tagName === "SELECT") return true;
+  if (target.tagName !== "INPUT") return false;
+  if (target.type === "checkbox") return e.key === " ";
+  if (target.type === "range") return e.key.startsWith("Arrow") || e.key === "Home" || e.key === "End";
+  return true;
 }
 
 const COMMANDS = {
@@ -659,7 +666,7 @@ const COMMANDS = {
 };
 
 document.addEventListener("keydown", (e) => {
-  if (typing(e.target) && e.key !== "Escape") return;
+  if (typing(e.target, e) && e.key !== "Escape") return;
   const command = commandFor(e);
   if (!command) return;
   // A focused button or link keeps its own Enter/Space; Tab moves focus outside the stage.
@@ -679,7 +686,7 @@ document.addEventListener("keydown", (e) => {
 document.addEventListener("keyup", (e) => {
   if (e.key !== " " || !spaceDown) return;
   spaceDown = false;
-  if (!spacePanned && !typing(e.target)) COMMANDS.verified();
+  if (!spacePanned && !typing(e.target, e)) COMMANDS.verified();
 });
 
 // --- toolbar and panel ----------------------------------------------------------
