@@ -128,6 +128,9 @@ def test_supervisor_deploys_a_held_version_with_a_reason_and_rolls_back(page, re
     expect(page).to_have_url(re.compile(rf"/models/{first.pk}/$"))
     page.set_viewport_size({"width": 820, "height": 1180})
     screenshot(page, "model-version-tablet")
+    page.get_by_role("navigation").get_by_role("link", name="Models").click()
+    expect(page.locator(f'tr[data-version="{first.pk}"]')).to_contain_text("deployed")
+    screenshot(page, "models-tablet")
 
     moves = list(Deployment.objects.order_by("id").values_list("action", "version__name", "reason"))
     assert moves == [

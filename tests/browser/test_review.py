@@ -82,6 +82,9 @@ def test_supervisor_accepts_and_rejects_from_the_review_page(page, queue):
     page.get_by_role("button", name="Approve as it stands").click()
     expect(page).to_have_url(re.compile(r"/review/$"))
     expect(page.locator(".empty")).to_contain_text("Nothing to review")
+    page.set_viewport_size({"width": 820, "height": 1180})
+    screenshot(page, "review-queue-empty-tablet")
+    page.set_viewport_size({"width": 1280, "height": 800})
     expect(progress).to_contain_text("2 of 2 reviewed")
 
     page.goto(f"/review/photos/{photo.pk}/")
