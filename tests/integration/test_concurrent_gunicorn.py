@@ -64,7 +64,7 @@ def gunicorn(settings, tmp_path) -> Iterator[str]:
         [
             sys.executable, "-m", "gunicorn", "inspection.wsgi:application",
             "--bind", f"127.0.0.1:{port}", "--workers", str(WEB_WORKERS),
-            "--timeout", "60", "--no-control-socket", "--preload",
+            "--timeout", "60", "--graceful-timeout", "2", "--no-control-socket", "--preload",
         ],
         cwd=REPO, env=_env(settings), stdout=log, stderr=subprocess.STDOUT,
         start_new_session=True,
