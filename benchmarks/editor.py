@@ -4,7 +4,8 @@ For each photo, in one Chromium run against a real Django server (runserver,
 SQLite, the photo stored through the upload service, the boxes through the
 save service):
 - time to usable: navigation start -> the editor has drawn every box and takes
-  input (`editor-ready` mark), and -> the 12-megapixel photo has decoded;
+  input (`editor-ready` mark), with when the page had arrived and the editor's
+  script started, and -> the 12-megapixel photo has decoded;
 - dragging a box: 120 real mouse moves (Playwright input, not synthetic events);
 - zooming: 60 real wheel steps at the pointer, in and out;
 for both, the frame time (interval between animation frames, p50 / p95) and the
@@ -285,7 +286,8 @@ def main() -> None:
         f"1280x800, {os.cpu_count()} CPUs; frame times are medians of {args.repeat} runs\n"
     )
     print(
-        "| boxes | usable (best / worst) | photo decoded | drag frame p50 / p95 | "
+        "| boxes | usable (best / worst) | page in, script start | photo decoded | "
+        "drag frame p50 / p95 | "
         "drag draw p50 / p95 | zoom frame p50 / p95 | zoom draw p50 / p95 |"
     )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
