@@ -488,3 +488,33 @@ def test_tablet_touch_draws_moves_and_pinch_zooms(browser, live_server, ines, ph
         assert page.js_errors == []
     finally:
         ctx.close()
+
+
+def test_a_long_box_list_draws_only_the_rows_in_sight(page, ines, photos):
+    from inspection.services.boxes import save_boxes
+
+    photo = photos[1]
+    many = [
+        {
+            "xmin": 20 * (i % 30),
+            "ymin": 15 * (i // 30),
+            "xmax": 20 * (i % 30) + 15,
+            "ymax": 15 * (i // 30) + 12,
+        }
+        for i in range(300)
+    ]
+    save_boxes(photo=photo, boxes=many, user=ines, expected_version=1)
+    login(page, "ines", "pw-ines")
+    open_editor(page, photo)
+    expect(page.locator("#box-count")).to_have_text("300 boxes")
+    drawn = page.locator("#box-rows tr[data-key]")
+    assert 10 < drawn.count() < 80
+    last = "580, 135, 595, 147"  # box 299
+    expect(page.locator("#box-rows td.coords", has_text=last)).to_have_count(0)
+    page.locator(".box-list").evaluate("el => { el.scrollTop = el.scrollHeight; }")
+    expect(page.locator("#box-rows td.coords", has_text=last)).to_have_count(1)
+    # Selecting a box on the photo brings its row into the list.
+    page.locator(".box-list").evaluate("el => { el.scrollTop = el.scrollHeight; }")
+    page.mouse.click(*to_screen(page, 7, 6))  # box 0
+    expect(page.locator("#box-rows tr.selected td.coords")).to_have_text("0, 0, 15, 12")
+    assert page.js_errors == []

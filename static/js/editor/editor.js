@@ -113,12 +113,17 @@ function rowHtml(b) {
     `<td class="acts">${b.state === "suggested" && canReview ? REVIEW_BUTTONS : ""}</td></tr>`;
 }
 
+// The list draws only the rows in sight (plus a margin): a thousand boxes cost
+// no more layout than forty. Rows have one fixed height (app.css).
+const boxList = root.querySelector(".box-list");
+const ROW_MARGIN = 15;
+let shown = [];
+let rowHeight = 30;
+
 function renderList() {
   const threshold = Number(slider.value);
-  const shown = state.boxes.filter((b) => b.state === "accepted" || (b.state === "suggested" && (b.score ?? 1) >= threshold));
-  boxTable.innerHTML = shown.map(rowHtml).join("");
-  rows.clear();
-  for (const tr of boxTable.children) rows.set(Number(tr.dataset.key), tr);
+  shown = state.boxes.filter((b) => b.state === "accepted" || (b.state === "suggested" && (b.score ?? 1) >= threshold));
+  paintRows();
   const open = state.suggestions();
   const hidden = open.filter((b) => (b.score ?? 1) < threshold).length;
   const n = state.annotations().length;
@@ -128,6 +133,32 @@ function renderList() {
     : "none open";
   $("#empty-boxes").hidden = shown.length > 0;
 }
+
+function headHeight() { return boxList.querySelector("thead")?.offsetHeight || 0; }
+
+function paintRows() {
+  const top = Math.max(0, boxList.scrollTop - headHeight());
+  const height = boxList.clientHeight || 400;
+  const first = Math.max(0, Math.floor(top / rowHeight) - ROW_MARGIN);
+  const last = Math.min(shown.length, Math.ceil((top + height) / rowHeight) + ROW_MARGIN);
+  const spacer = (rowsOut) => (rowsOut ? `<tr class="spacer" aria-hidden="true" style="height:${rowsOut * rowHeight}px"></tr>` : "");
+  boxTable.innerHTML = spacer(first) + shown.slice(first, last).map(rowHtml).join("") + spacer(shown.length - last);
+  rows.clear();
+  for (const tr of boxTable.querySelectorAll("tr[data-key]")) rows.set(Number(tr.dataset.key), tr);
+  markRows();
+  // The real row height (fonts, zoom): measured once, then the spacers use it.
+  const sample = rows.values().next().value;
+  const measured = sample ? sample.getBoundingClientRect().height : 0;
+  if (measured && Math.abs(measured - rowHeight) > 0.5) {
+    rowHeight = measured;
+    paintRows();
+  }
+}
+
+let scrollFrame = 0;
+boxList.addEventListener("scroll", () => {
+  if (!scrollFrame) scrollFrame = requestAnimationFrame(() => { scrollFrame = 0; paintRows(); });
+});
 
 function markRows() {
   for (const [key, tr] of rows) {
@@ -182,19 +213,20 @@ function updateSelectionTools() {
   $("#btn-duplicate").disabled = !canLabel || !b || b.state !== "accepted";
   $("#btn-undo").disabled = !canLabel || !state.undoStack.length;
   $("#btn-redo").disabled = !canLabel || !state.redoStack.length;
-  const row = b && rows.get(b.key);
-  if (row) keepInView(row);
+  if (b) keepInView(b.key);
 }
 
-// Scroll the box list (never the page) so the selected row shows.
-function keepInView(row) {
-  const list = row.closest(".box-list");
-  const head = list.querySelector("thead")?.offsetHeight || 0;
-  const top = row.offsetTop;
-  if (top - head < list.scrollTop) list.scrollTop = top - head;
-  else if (top + row.offsetHeight > list.scrollTop + list.clientHeight) {
-    list.scrollTop = top + row.offsetHeight - list.clientHeight;
-  }
+// Scroll the box list (never the page) so the selected box's row shows.
+function keepInView(key) {
+  const i = shown.findIndex((b) => b.key === key);
+  if (i < 0) return;
+  const head = headHeight();
+  const top = head + i * rowHeight;
+  if (top - head < boxList.scrollTop) boxList.scrollTop = top - head;
+  else if (top + rowHeight > boxList.scrollTop + boxList.clientHeight) {
+    boxList.scrollTop = top + rowHeight - boxList.clientHeight;
+  } else return;
+  paintRows();
 }
 
 function keepDraft() {
