@@ -1,32 +1,25 @@
 """Reads of the supervisor pages: the review queue, review progress, the models' overview.
 
-"Reviewed" is defined here and nowhere else (`REVIEWED`): a photo is reviewed when
+"Reviewed" is defined here and nowhere else (`ReviewState`): a photo is reviewed when
 no model suggestion on it is still open and a supervisor acted on it (accepted or
 rejected a suggestion, saved its boxes or verdict, approved it) no earlier than the
 last change any other person made. A photo "to review" has an open suggestion or
 an inspector's change newer than the last supervisor's look. A photo nobody but
 its uploader touched is neither: there is nothing to review on it yet.
+
+The states come from two grouped queries (audit events, open suggestions), not from
+per-photo subqueries: the queue and the progress of 10,000 photos stay fast.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import (
-    Count,
-    Exists,
-    F,
-    IntegerField,
-    Max,
-    OuterRef,
-    Q,
-    QuerySet,
-    Subquery,
-    Value,
-)
-from django.db.models.functions import Coalesce
+from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet
 
 from inspection.models import (
     Asset,
@@ -41,68 +34,92 @@ from inspection.models import (
     TrainingRun,
     Verdict,
 )
-from inspection.selectors import LABEL_BOXES, SUGGESTIONS, UNLABELLED, unlabelled_q
+from inspection.selectors import LABEL_BOXES, SUGGESTIONS, UNLABELLED
 
 # The audit actions that change what a photo says (uploads and imports are not work to review).
 EDIT_ACTIONS = (PhotoEvent.Action.BOXES, PhotoEvent.Action.VERDICT, PhotoEvent.Action.SUGGESTION)
 
 
-def supervisor_ids() -> QuerySet:
+def supervisor_ids() -> list[int]:
     """Ids of the users who count as supervisors (the group, or superusers)."""
     users = get_user_model().objects
-    return users.filter(Q(is_superuser=True) | Q(groups__name=Role.SUPERVISOR)).values("pk")
+    supervisors = users.filter(Q(is_superuser=True) | Q(groups__name=Role.SUPERVISOR))
+    return sorted(set(supervisors.values_list("pk", flat=True)))
 
 
-def _last_event_at(*, by_supervisor: bool) -> Subquery:
-    events = PhotoEvent.objects.filter(
-        photo=OuterRef("pk"), action__in=EDIT_ACTIONS, actor__isnull=False
-    )
-    events = (
-        events.filter(actor_id__in=supervisor_ids())
-        if by_supervisor
-        else events.exclude(actor_id__in=supervisor_ids())
-    )
-    return Subquery(events.order_by("-at", "-id").values("at")[:1])
+@dataclass
+class ReviewState:
+    """What the review rules read of one photo."""
+
+    inspection_id: int = 0
+    open_suggestions: int = 0
+    best_suggestion: float | None = None
+    last_edit_at: datetime | None = None  # the last change by a person who is no supervisor
+    last_review_at: datetime | None = None  # the last change by a supervisor
+    activity_at: datetime | None = None  # the last change by anyone (the model too)
+
+    @property
+    def to_review(self) -> bool:
+        """An open suggestion, or someone else's change newer than any supervisor's."""
+        return self.open_suggestions > 0 or (
+            self.last_edit_at is not None
+            and (self.last_review_at is None or self.last_edit_at > self.last_review_at)
+        )
+
+    @property
+    def reviewed(self) -> bool:
+        """Nothing open, and a supervisor acted no earlier than anyone else's last change."""
+        return (
+            self.open_suggestions == 0
+            and self.last_review_at is not None
+            and (self.last_edit_at is None or self.last_edit_at <= self.last_review_at)
+        )
 
 
-def with_review_state(qs: QuerySet[Photo]) -> QuerySet[Photo]:
-    """Annotate what the review rules read: open suggestions, last edit and last review."""
-    open_boxes = (
-        Box.objects.filter(SUGGESTIONS, photo=OuterRef("pk"))
-        .order_by()
-        .values("photo")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
-    last_editor = (
-        PhotoEvent.objects.filter(photo=OuterRef("pk"), action__in=EDIT_ACTIONS)
-        .exclude(actor__isnull=True)
-        .exclude(actor_id__in=supervisor_ids())
-        .order_by("-at", "-id")
-        .values("actor__username")[:1]
-    )
-    best = (
-        Box.objects.filter(SUGGESTIONS, photo=OuterRef("pk")).order_by("-score").values("score")[:1]
-    )
-    return qs.annotate(
-        open_suggestions=Coalesce(Subquery(open_boxes, output_field=IntegerField()), Value(0)),
-        best_suggestion=Subquery(best),
-        last_edit_at=_last_event_at(by_supervisor=False),
-        last_review_at=_last_event_at(by_supervisor=True),
-        last_editor=Subquery(last_editor),
-    )
+def review_states(
+    *, inspection_id: int | None = None, photo_ids: list[int] | None = None
+) -> dict[int, ReviewState]:
+    """The review state of every photo with edits or open suggestions (others have none)."""
+    sups = supervisor_ids()
+    events = PhotoEvent.objects.filter(action__in=EDIT_ACTIONS)
+    boxes = Box.objects.filter(SUGGESTIONS)
+    if inspection_id is not None:
+        events = events.filter(photo__inspection_id=inspection_id)
+        boxes = boxes.filter(photo__inspection_id=inspection_id)
+    if photo_ids is not None:
+        events = events.filter(photo_id__in=photo_ids)
+        boxes = boxes.filter(photo_id__in=photo_ids)
+    by_person = Q(actor__isnull=False) & ~Q(actor_id__in=sups)
+    states: dict[int, ReviewState] = defaultdict(ReviewState)
+    for row in (
+        events.order_by()
+        .values("photo_id", "photo__inspection_id")
+        .annotate(
+            edit=Max("at", filter=by_person),
+            review=Max("at", filter=Q(actor_id__in=sups)),
+            activity=Max("at"),
+        )
+    ):
+        st = states[row["photo_id"]]
+        st.inspection_id = row["photo__inspection_id"]
+        st.last_edit_at, st.last_review_at = row["edit"], row["review"]
+        st.activity_at = row["activity"]
+    for row in (
+        boxes.order_by()
+        .values("photo_id", "photo__inspection_id")
+        .annotate(n=Count("pk"), best=Max("score"))
+    ):
+        st = states[row["photo_id"]]
+        st.inspection_id = row["photo__inspection_id"]
+        st.open_suggestions, st.best_suggestion = row["n"], row["best"]
+    return dict(states)
 
 
-# The two rules, over `with_review_state` annotations.
-TO_REVIEW = Q(open_suggestions__gt=0) | (
-    Q(last_edit_at__isnull=False)
-    & (Q(last_review_at__isnull=True) | Q(last_edit_at__gt=F("last_review_at")))
-)
-REVIEWED = (
-    Q(open_suggestions=0)
-    & Q(last_review_at__isnull=False)
-    & (Q(last_edit_at__isnull=True) | Q(last_edit_at__lte=F("last_review_at")))
-)
+def photo_review_state(photo: Photo) -> ReviewState:
+    """One photo's review state (an untouched photo's is empty: neither to review nor reviewed)."""
+    return review_states(photo_ids=[photo.pk]).get(
+        photo.pk, ReviewState(inspection_id=photo.inspection_id)
+    )
 
 
 @dataclass(frozen=True)
@@ -115,7 +132,45 @@ class ReviewFilters:
     max_score: float | None = None
 
 
-def review_queue(filters: ReviewFilters | None = None) -> QuerySet[Photo]:
+@dataclass
+class ReviewQueue:
+    """The photos to review, most recent work first: their ids and states."""
+
+    ids: list[int]
+    states: dict[int, ReviewState]
+
+    def page(self, limit: int) -> list[Photo]:
+        """The first `limit` photos, with `state`, `model_score` and `last_editor` set."""
+        ids = self.ids[:limit]
+        photos = Photo.objects.select_related("inspection__asset", "uploaded_by").in_bulk(ids)
+        editors = last_editors(ids)
+        out = []
+        for pk in ids:
+            p = photos[pk]
+            p.state = self.states[pk]
+            p.model_score = p.score if p.score is not None else p.state.best_suggestion
+            p.last_editor = editors.get(pk)
+            out.append(p)
+        return out
+
+
+def last_editors(photo_ids: list[int]) -> dict[int, str]:
+    """Per photo, who (no supervisor) changed it last."""
+    events = (
+        PhotoEvent.objects.filter(
+            photo_id__in=photo_ids, action__in=EDIT_ACTIONS, actor__isnull=False
+        )
+        .exclude(actor_id__in=supervisor_ids())
+        .order_by("photo_id", "-at", "-id")
+        .values_list("photo_id", "actor__username")
+    )
+    out: dict[int, str] = {}
+    for pk, name in events:
+        out.setdefault(pk, name)
+    return out
+
+
+def review_queue(filters: ReviewFilters | None = None) -> ReviewQueue:
     """Photos to review, the most recent work first.
 
     `inspector_id`: photos that inspector changed or uploaded. The score range is on
@@ -123,23 +178,39 @@ def review_queue(filters: ReviewFilters | None = None) -> QuerySet[Photo]:
     suggestion's score where the photo has no classifier score.
     """
     f = filters or ReviewFilters()
-    qs = with_review_state(Photo.objects.select_related("inspection__asset", "uploaded_by"))
-    qs = qs.filter(TO_REVIEW)
-    if f.inspection_id is not None:
-        qs = qs.filter(inspection_id=f.inspection_id)
+    states = {
+        pk: st for pk, st in review_states(inspection_id=f.inspection_id).items() if st.to_review
+    }
     if f.inspector_id is not None:
-        edited = PhotoEvent.objects.filter(
-            photo=OuterRef("pk"), actor_id=f.inspector_id, action__in=EDIT_ACTIONS
+        theirs = set(
+            Photo.objects.filter(uploaded_by_id=f.inspector_id).values_list("id", flat=True)
+        ) | set(
+            PhotoEvent.objects.filter(actor_id=f.inspector_id, action__in=EDIT_ACTIONS)
+            .values_list("photo_id", flat=True)
+            .distinct()
         )
-        qs = qs.filter(Q(uploaded_by_id=f.inspector_id) | Exists(edited))
-    qs = qs.annotate(model_score=Coalesce("score", "best_suggestion"))
-    if f.min_score is not None:
-        qs = qs.filter(model_score__gte=f.min_score)
-    if f.max_score is not None:
-        qs = qs.filter(model_score__lte=f.max_score)
-    latest = PhotoEvent.objects.filter(photo=OuterRef("pk"), action__in=EDIT_ACTIONS)
-    qs = qs.annotate(activity_at=Subquery(latest.order_by("-at", "-id").values("at")[:1]))
-    return qs.order_by(F("activity_at").desc(nulls_last=True), "-id")
+        states = {pk: st for pk, st in states.items() if pk in theirs}
+    if f.min_score is not None or f.max_score is not None:
+        scored = Photo.objects.filter(score__isnull=False)
+        if f.inspection_id is not None:
+            scored = scored.filter(inspection_id=f.inspection_id)
+        scores = dict(scored.values_list("id", "score"))
+
+        def within(pk: int, st: ReviewState) -> bool:
+            score = scores.get(pk, st.best_suggestion)
+            if score is None:
+                return False
+            return (f.min_score is None or score >= f.min_score) and (
+                f.max_score is None or score <= f.max_score
+            )
+
+        states = {pk: st for pk, st in states.items() if within(pk, st)}
+    ids = sorted(
+        states,
+        key=lambda pk: (states[pk].activity_at is not None, states[pk].activity_at, pk),
+        reverse=True,
+    )
+    return ReviewQueue(ids=ids, states=states)
 
 
 def review_progress(*, inspection_id: int | None = None) -> list[dict[str, Any]]:
@@ -147,29 +218,32 @@ def review_progress(*, inspection_id: int | None = None) -> list[dict[str, Any]]
 
     `total` counts the photos with work on them (reviewed + to review): "12 of 44 reviewed".
     """
-    photos = with_review_state(Photo.objects.all())
+    photos = Photo.objects.all()
     if inspection_id is not None:
         photos = photos.filter(inspection_id=inspection_id)
-    counts: dict[int, dict[str, int]] = {}
-    for row in photos.values("inspection_id").annotate(
-        all=Count("pk"),
-        reviewed=Count("pk", filter=REVIEWED),
-        to_review=Count("pk", filter=TO_REVIEW),
-    ):
-        counts[row["inspection_id"]] = row
-    inspections = Inspection.objects.filter(pk__in=counts).select_related("asset")
+    counts = dict(
+        photos.order_by()
+        .values("inspection_id")
+        .annotate(n=Count("pk"))
+        .values_list("inspection_id", "n")
+    )
+    reviewed: dict[int, int] = defaultdict(int)
+    to_review: dict[int, int] = defaultdict(int)
+    for st in review_states(inspection_id=inspection_id).values():
+        reviewed[st.inspection_id] += st.reviewed
+        to_review[st.inspection_id] += st.to_review
     out = []
+    inspections = Inspection.objects.filter(pk__in=counts).select_related("asset")
     for insp in inspections.order_by("asset__name", "name"):
-        row = counts[insp.pk]
-        total = row["reviewed"] + row["to_review"]
+        total = reviewed[insp.pk] + to_review[insp.pk]
         out.append(
             {
                 "inspection": insp,
-                "reviewed": row["reviewed"],
-                "to_review": row["to_review"],
+                "reviewed": reviewed[insp.pk],
+                "to_review": to_review[insp.pk],
                 "total": total,
-                "untouched": row["all"] - total,
-                "percent": round(100 * row["reviewed"] / total) if total else 0,
+                "untouched": counts[insp.pk] - total,
+                "percent": round(100 * reviewed[insp.pk] / total) if total else 0,
             }
         )
     return out
@@ -185,10 +259,10 @@ def inspector_choices() -> list[tuple[int, str]]:
     return [(u.pk, u.get_username()) for u in active.order_by("username")]
 
 
-def review_neighbours(photo_id: int, filters: ReviewFilters) -> dict[str, int | None]:
-    """The previous and next photo of the queue around `photo_id` (the next one when it left)."""
-    ids = list(review_queue(filters).values_list("id", flat=True)[:2000])
-    if photo_id not in ids:
+def review_neighbours(photo_id: int, queue: ReviewQueue) -> dict[str, int | None]:
+    """The previous and next photo of the queue around `photo_id` (the first when it left)."""
+    ids = queue.ids
+    if photo_id not in queue.states:
         return {"prev": None, "next": ids[0] if ids else None, "position": None, "count": len(ids)}
     at = ids.index(photo_id)
     return {
@@ -265,40 +339,38 @@ def label_counts() -> dict[str, int]:
 
 
 def rust_by_inspection() -> list[dict[str, Any]]:
-    """Per asset and inspection: photos, photos with rust (verdict) and rust boxes found."""
-    boxes = (
-        Box.objects.filter(LABEL_BOXES, photo__inspection=OuterRef("pk"))
-        .order_by()
-        .values("photo__inspection")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
-    qs = (
-        Inspection.objects.select_related("asset")
+    """Per asset and inspection: photos, labelled, photos with rust (verdict), rust boxes."""
+    per = {
+        row["inspection_id"]: row
+        for row in Photo.objects.order_by()
+        .values("inspection_id")
         .annotate(
-            photo_count=Count("photos", distinct=True),
-            rust_count=Count("photos", filter=Q(photos__verdict=Verdict.RUST), distinct=True),
-            labelled_count=Count("photos", filter=~unlabelled_q("photos__"), distinct=True),
-            box_count=Coalesce(Subquery(boxes, output_field=IntegerField()), Value(0)),
-            last_upload=Max("photos__uploaded_at"),
+            photos=Count("pk"),
+            labelled=Count("pk", filter=~UNLABELLED),
+            rust=Count("pk", filter=Q(verdict=Verdict.RUST)),
         )
-        .order_by("asset__name", "-date", "name")
+    }
+    boxes = dict(
+        Box.objects.filter(LABEL_BOXES)
+        .order_by()
+        .values("photo__inspection_id")
+        .annotate(n=Count("pk"))
+        .values_list("photo__inspection_id", "n")
     )
     out = []
-    for insp in qs:
+    for insp in Inspection.objects.select_related("asset").order_by("asset__name", "-date", "name"):
+        row = per.get(insp.pk, {"photos": 0, "labelled": 0, "rust": 0})
         out.append(
             {
                 "asset": insp.asset,
                 "inspection": insp,
-                "photos": insp.photo_count,
-                "labelled": insp.labelled_count,
-                "rust": insp.rust_count,
-                "boxes": insp.box_count,
-                "rust_share": (
-                    round(100 * insp.rust_count / insp.labelled_count)
-                    if insp.labelled_count
-                    else None
-                ),
+                "photos": row["photos"],
+                "labelled": row["labelled"],
+                "rust": row["rust"],
+                "boxes": boxes.get(insp.pk, 0),
+                "rust_share": round(100 * row["rust"] / row["labelled"])
+                if row["labelled"]
+                else None,
             }
         )
     return out

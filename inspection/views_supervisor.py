@@ -125,15 +125,14 @@ def review(request: HttpRequest) -> HttpResponse:
     """The review queue: photos with open suggestions or inspector changes, and progress."""
     form = ReviewFilterForm(request.GET or None)
     filters = form.filters()
-    photos = sup.review_queue(filters)
-    queue = list(photos[:QUEUE_PAGE])
+    queue = sup.review_queue(filters)
     return render(
         request,
         "review.html",
         {
             "form": form,
-            "queue": queue,
-            "queue_total": photos.count() if len(queue) == QUEUE_PAGE else len(queue),
+            "queue": queue.page(QUEUE_PAGE),
+            "queue_total": len(queue.ids),
             "progress": sup.review_progress(),
             "query": _kept_query(request),
             **CAN,
@@ -180,12 +179,13 @@ def _box_rows(photo: Photo) -> list[Box]:
 def review_photo(request: HttpRequest, pk: int) -> HttpResponse:
     """One photo of the queue: human and model boxes over the photo, actions, history."""
     photo = get_object_or_404(
-        sup.with_review_state(Photo.objects.select_related("inspection__asset", "uploaded_by")),
-        pk=pk,
+        Photo.objects.select_related("inspection__asset", "uploaded_by", "verdict_by"), pk=pk
     )
+    state = sup.photo_review_state(photo)
+    photo.last_editor = sup.last_editors([photo.pk]).get(photo.pk)
     form = ReviewFilterForm(request.GET or None)
     query = _kept_query(request)
-    nav = sup.review_neighbours(photo.pk, form.filters())
+    nav = sup.review_neighbours(photo.pk, sup.review_queue(form.filters()))
     boxes = _box_rows(photo)
     overlay = {
         "photo": {"id": photo.pk, "width": photo.width, "height": photo.height},
@@ -207,7 +207,7 @@ def review_photo(request: HttpRequest, pk: int) -> HttpResponse:
             "next_url": _review_url(nav["next"], query) if nav["next"] else None,
             "queue_url": _review_url(None, query),
             "nav": nav,
-            "to_review": sup.review_queue(sup.ReviewFilters()).filter(pk=photo.pk).exists(),
+            "to_review": state.to_review,
             "progress": sup.review_progress(inspection_id=photo.inspection_id),
             "csrf": get_token(request),
             "coord_names": COORDS,
@@ -223,7 +223,7 @@ def _after_review(request: HttpRequest, photo: Photo) -> HttpResponseRedirect:
     if still_open:
         return redirect(_review_url(photo.pk, query))
     form = ReviewFilterForm(dict(_parse_query(query)) or None)
-    nav = sup.review_neighbours(photo.pk, form.filters())
+    nav = sup.review_neighbours(photo.pk, sup.review_queue(form.filters()))
     return redirect(_review_url(nav["next"], query))
 
 

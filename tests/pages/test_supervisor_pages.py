@@ -110,7 +110,7 @@ def test_menu_shows_supervisor_entries_only_to_supervisors(inspector, supervisor
 
 
 def queue_ids(**filters) -> list[int]:
-    return list(sup.review_queue(sup.ReviewFilters(**filters)).values_list("id", flat=True))
+    return sup.review_queue(sup.ReviewFilters(**filters)).ids
 
 
 def test_queue_holds_suggested_and_edited_photos_not_untouched(inspection, inspector):
