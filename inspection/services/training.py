@@ -310,9 +310,13 @@ def cleanup_run(job: Job) -> None:
 
 
 def labels_since_last_run() -> int:
-    """New human labels since the latest run started (what the label trigger counts)."""
+    """New human labels since the latest run started (what the label trigger counts).
+
+    Before the first run there is nothing to count from: the first run is started
+    by a person or the nightly schedule, not by a bulk import of labels.
+    """
     last = TrainingRun.objects.order_by("-created_at", "-id").first()
-    return snapshots.labelled_count() - (last.labels_at_start if last else 0)
+    return snapshots.labelled_count() - last.labels_at_start if last else 0
 
 
 def maybe_start_label_run() -> TrainingRun | None:

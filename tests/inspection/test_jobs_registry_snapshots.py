@@ -245,15 +245,19 @@ def test_label_threshold_starts_one_run_after_a_label_save(
     from inspection.services.training import maybe_start_label_run
 
     settings.RUSTWATCH_TRAIN_AFTER_LABELS = 3
-    _, unlabelled = add_photos(inspection, rust=2, norust=0, unlabelled=3)
-    assert maybe_start_label_run() is None  # 2 labels < 3
+    _, unlabelled = add_photos(inspection, rust=4, norust=0, unlabelled=3)
+    assert maybe_start_label_run() is None  # no run yet: the first is started by a person
+    done = jobs.create_job(kind=Job.Kind.TRAIN)
+    Job.objects.filter(pk=done.pk).update(state=Job.State.SUCCEEDED)
+    TrainingRun.objects.create(job=done, labels_at_start=2)  # a finished run, 2 labels ago
+    assert maybe_start_label_run() is None  # 2 new labels < 3
     with django_capture_on_commit_callbacks() as callbacks:
         set_verdict(photo=unlabelled[0], verdict="norust", user=supervisor)
     checks = [cb for cb in callbacks if cb.__name__ == "_check"]
     assert len(checks) == 1  # the label save scheduled one cheap check
     checks[0]()  # (the run's own task is queued on commit, which this test never reaches)
-    run = TrainingRun.objects.get()
-    assert run.trigger == "labels" and run.labels_at_start == 3
+    run = TrainingRun.objects.get(trigger="labels")
+    assert run.labels_at_start == 5
     assert run.job.state == "queued" and run.job.params["run_id"] == run.pk
     assert maybe_start_label_run() is None  # one is queued already
 
