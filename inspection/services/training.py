@@ -31,6 +31,7 @@ from __future__ import annotations
 import ctypes
 import json
 import logging
+import math
 import shutil
 import threading
 import time
@@ -166,10 +167,10 @@ def execute_run(job: Job) -> dict[str, Any]:
         from ml.artifacts import load_artifact
 
         candidate = load_artifact(artifact_dir)
-        cand_eval = evaluate(candidate, dataset, part="val", cache=cache, progress=False)
+        cand_eval = json_safe(evaluate(candidate, dataset, part="val", cache=cache, progress=False))
         val_scores = _val_scores(candidate, dataset, cache)
         deployed = registry.deployed_versions()
-        dep_eval = _evaluate_deployed(deployed, dataset, cache)
+        dep_eval = json_safe(_evaluate_deployed(deployed, dataset, cache))
         timings["evaluate_s"] = round(time.perf_counter() - t, 2)
 
         jobs.report_progress(job, step=3, phase="register")
@@ -212,6 +213,20 @@ def execute_run(job: Job) -> dict[str, Any]:
         "versions": {v.kind: {"id": v.pk, "name": v.name, "gate": v.gate} for v in versions},
         "timings": timings,
     }
+
+
+def json_safe(value: Any) -> Any:
+    """Metrics as JSON a database accepts: NaN and infinities (an undefined ROC-AUC on a
+    one-class val split) become null, numpy numbers plain numbers."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, str | bytes):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _evaluate_deployed(deployed: dict[str, ModelVersion], dataset, cache) -> dict:

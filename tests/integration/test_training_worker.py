@@ -106,7 +106,7 @@ def test_run_gate_deploy_hold_and_rollback_on_a_real_worker(
 
     # A worker whose gate demands a clear improvement: the next candidate is held.
     stop(worker)
-    strict = {"classifier": {"roc_auc": -1.0}, "detector": {"AP50": -1.0}}
+    strict = {"classifier": {"roc_auc": -1.01, "accuracy": -1.01}, "detector": {"AP50": -1.01}}
     worker = celery_worker_process(
         broker,
         queues="train",
