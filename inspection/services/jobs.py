@@ -24,7 +24,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from inspection.errors import Conflict, DomainError
@@ -250,9 +250,12 @@ def heartbeat(job: Job) -> Iterator[None]:
 
         try:
             while not stop.wait(every):
-                Job.objects.filter(pk=job.pk, state=Job.State.RUNNING).update(
-                    heartbeat_at=timezone.now()
-                )
+                try:
+                    Job.objects.filter(pk=job.pk, state=Job.State.RUNNING).update(
+                        heartbeat_at=timezone.now()
+                    )
+                except DatabaseError as exc:  # busy database: the next beat tries again
+                    log.warning("heartbeat of job %s: %s", job.pk, exc)
         finally:
             connection.close()
 

@@ -173,6 +173,10 @@ def execute_run(job: Job) -> dict[str, Any]:
         dep_eval = json_safe(_evaluate_deployed(deployed, dataset, cache))
         timings["evaluate_s"] = round(time.perf_counter() - t, 2)
 
+    # Past this point the run is not cancelled any more: versions are registered and the
+    # gate may move the pointer, so the watch (which injects a cancel) has stopped.
+    jobs.check_cancel(job)
+    with jobs.heartbeat(job):
         jobs.report_progress(job, step=3, phase="register")
         versions = []
         for kind, sub in KIND_FOLDERS.items():
