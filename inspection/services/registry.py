@@ -51,7 +51,8 @@ def judge(kind: str, candidate: dict | None, deployed: dict | None) -> tuple[str
     `candidate` / `deployed` are metrics on the same validation photos;
     `deployed` None means nothing of the kind is deployed yet (FIRST).
     A metric that cannot be computed for the candidate while the deployed
-    model has it counts as worse (held), never as a pass.
+    model has it counts as worse (held), never as a pass; with no metric that
+    both have (no validation photos of the kind), the candidate is held too.
     """
     if deployed is None:
         return ModelVersion.Gate.FIRST, {"decision": "first", "margins": margins(kind)}
@@ -59,16 +60,21 @@ def judge(kind: str, candidate: dict | None, deployed: dict | None) -> tuple[str
     worse = False
     for metric, margin in margins(kind).items():
         new, old = _number((candidate or {}).get(metric)), _number(deployed.get(metric))
-        if old is None:
-            checks.append({"metric": metric, "candidate": new, "deployed": None, "ok": True})
+        if old is None:  # undefined for the deployed model too (e.g. a one-class val split)
+            checks.append({"metric": metric, "candidate": new, "deployed": None, "ok": None})
             continue
         ok = new is not None and new >= old - margin
         worse |= not ok
         checks.append(
             {"metric": metric, "candidate": new, "deployed": old, "margin": margin, "ok": ok}
         )
+    report: dict = {"checks": checks, "margins": margins(kind)}
+    if not any(c["ok"] is not None for c in checks):
+        # Nothing to compare on (no val photos of the kind): not shown to be not worse.
+        worse = True
+        report["reason"] = "no validation metric could be compared; a supervisor decides"
     decision = ModelVersion.Gate.HELD if worse else ModelVersion.Gate.PASSED
-    return decision, {"decision": str(decision), "checks": checks, "margins": margins(kind)}
+    return decision, {"decision": str(decision), **report}
 
 
 def deployed_version(kind: str) -> ModelVersion | None:

@@ -112,6 +112,14 @@ def test_gate_passes_within_margin_and_holds_when_worse(settings):
     # a metric the candidate cannot produce is not a pass
     missing, _ = registry.judge("classifier", {"accuracy": 0.9}, {"roc_auc": 0.8, "accuracy": 0.9})
     assert missing == ModelVersion.Gate.HELD
+    # nothing comparable (no val photos with boxes for either): a supervisor decides
+    nothing, report = registry.judge("classifier", {}, {})
+    assert nothing == ModelVersion.Gate.HELD and "no validation metric" in report["reason"]
+    # an undefined deployed AUC (one-class val) leaves the decision to the other metrics
+    ok, _ = registry.judge(
+        "classifier", {"roc_auc": None, "accuracy": 0.9}, {"roc_auc": None, "accuracy": 0.9}
+    )
+    assert ok == ModelVersion.Gate.PASSED
 
 
 def _version(name: str, gate: str = ModelVersion.Gate.PASSED) -> ModelVersion:
