@@ -183,8 +183,10 @@ def execute_run(job: Job) -> dict[str, Any]:
             if not (artifact_dir / sub).is_dir():
                 continue
             old = deployed.get(kind)
+            # a deployed model that could not be scored here (no val photos of the kind)
+            # is still deployed: {} (nothing to compare), never None (first of its kind)
             decision, report = registry.judge(
-                kind, cand_eval.get(kind), dep_eval.get(kind) if old is not None else None
+                kind, cand_eval.get(kind), (dep_eval.get(kind) or {}) if old is not None else None
             )
             report.update(
                 {

@@ -248,7 +248,7 @@ def test_the_whole_loop_over_http_on_the_production_topology(topology, superviso
         if v["kind"] == "classifier" and v["name"] != first["classifier"]
     )
     assert held["gate"] == "held" and not held["deployed"], held
-    assert {k: v["name"] for k, v in models["deployed"].items()} == first
+    assert {k: v["name"] for k, v in models["deployed"].items()} == first, models["versions"]
     r = http.post(base + f"/models/{held['id']}/deploy/", json={}, timeout=HTTP_TIMEOUT_S)
     assert r.status_code == 400 and r.json()["code"] == "reason_required"
     r = http.post(
