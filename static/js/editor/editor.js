@@ -106,7 +106,9 @@ const REVIEW_BUTTONS =
 
 // One HTML string for the whole list: a thousand rows in a few milliseconds.
 function rowHtml(b) {
-  const kind = b.state === "suggested" ? `model ${(b.score ?? 0).toFixed(2)}` : b.source === "model" ? "model ✓" : "human";
+  // The model's score (a dashed yellow edge: a suggestion; cyan: an annotation, ✓ if it was the model's).
+  const score = b.score == null ? "" : b.score.toFixed(2);
+  const kind = b.state === "suggested" ? score : b.source === "model" ? `✓ ${score}` : "";
   const cls = `${b.source} ${b.state}${b.key === state.selected ? " selected" : ""}`;
   return `<tr data-key="${b.key}" class="${cls}"><td>${esc(b.label)}</td>` +
     `<td class="coords">${b.xmin}, ${b.ymin}, ${b.xmax}, ${b.ymax}</td><td class="kind">${kind}</td>` +
