@@ -2,11 +2,13 @@
 
 Supervisors see every job; others the jobs they started. Cancel: who started
 it, or a supervisor (a queued job is cancelled at once, a running one stops at
-its next step). An export job's zip downloads from /api/v1/jobs/{id}/file/.
+its next step). Import and export as jobs (POST /api/v1/jobs/import/, /export/)
+answer 202 with the job; an export job's zip downloads from /api/v1/jobs/{id}/file/.
 """
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db.models import QuerySet
 from django.http import FileResponse
@@ -15,15 +17,19 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.generics import ListAPIView, RetrieveAPIView
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from inspection.api.base import Pagination
-from inspection.api.permissions import IsIntegration
+from inspection.api.base import InputSerializer, Pagination, validated
+from inspection.api.permissions import IsInspector, IsIntegration, IsSupervisor
 from inspection.api.schema import errors
-from inspection.models import Job, Role
+from inspection.api.voc import FORMAT_HELP, FORMATS, ImportInputSerializer
+from inspection.errors import TooLarge
+from inspection.models import Asset, Inspection, Job, Role
 from inspection.roles import has_role
+from inspection.services.job_files import start_export, start_import
 from inspection.services.jobs import cancel_job
 
 
@@ -155,3 +161,84 @@ class JobFileView(APIView):
             filename=f"rustwatch-export-{job.pk}.zip",
             content_type="application/zip",
         )
+
+
+class JobImportView(APIView):
+    permission_classes = [IsInspector]
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(
+        summary="Import a zip of annotated photos as a job (202)",
+        description=(
+            "Inspectors. The same fields as POST /api/v1/import/, but the zip is kept in "
+            "storage and imported by a worker: the answer is 202 with the job (progress per "
+            "photo, the report in `result` when it succeeds). For uploads too big for one "
+            "web request."
+        ),
+        request={"multipart/form-data": ImportInputSerializer},
+        responses={202: JobSerializer, **errors(404, 413)},
+    )
+    def post(self, request: Request) -> Response:
+        data = validated(ImportInputSerializer, request.data)
+        upload = data["file"]
+        limit = settings.RUSTWATCH_MAX_IMPORT_BYTES
+        if upload.size > limit:
+            raise TooLarge(
+                f"The archive is {upload.size:,} bytes; the limit is {limit:,} bytes.",
+                limit=limit,
+            )
+        inspection = None
+        if "inspection" in data:
+            inspection = Inspection.objects.filter(pk=data["inspection"]).first()
+            if inspection is None:
+                raise NotFound(f"No inspection with id {data['inspection']}.")
+        upload.seek(0)
+        job = start_import(
+            upload=upload,
+            user=request.user,
+            inspection=inspection,
+            inspection_name=data.get("inspection_name"),
+            asset_name=data.get("asset_name"),
+            format=data["format"],
+        )
+        return Response(JobSerializer(job).data, status=202)
+
+
+class ExportJobInputSerializer(InputSerializer):
+    inspection = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+    asset = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+    format = serializers.ChoiceField(choices=FORMATS, default="voc", help_text=FORMAT_HELP)
+
+    def validate(self, attrs: dict) -> dict:
+        if "inspection" in attrs and "asset" in attrs:
+            raise serializers.ValidationError("Export an inspection or an asset, not both.")
+        return attrs
+
+
+class JobExportView(APIView):
+    permission_classes = [IsSupervisor]
+
+    @extend_schema(
+        summary="Export a zip as a job (202)",
+        description=(
+            "Supervisors. One inspection, one asset or everything, in `format`; a worker "
+            "writes the zip into storage and the job's `file_url` downloads it."
+        ),
+        request=ExportJobInputSerializer,
+        responses={202: JobSerializer, **errors(404)},
+    )
+    def post(self, request: Request) -> Response:
+        data = validated(ExportJobInputSerializer, request.data)
+        inspection = asset = None
+        if "inspection" in data:
+            inspection = Inspection.objects.filter(pk=data["inspection"]).first()
+            if inspection is None:
+                raise NotFound(f"No inspection with id {data['inspection']}.")
+        if "asset" in data:
+            asset = Asset.objects.filter(pk=data["asset"]).first()
+            if asset is None:
+                raise NotFound(f"No asset with id {data['asset']}.")
+        job = start_export(
+            user=request.user, inspection=inspection, asset=asset, format=data["format"]
+        )
+        return Response(JobSerializer(job).data, status=202)

@@ -288,3 +288,44 @@ def test_metrics_are_stored_as_json_postgresql_accepts():
     metrics = {"roc_auc": float("nan"), "AP": np.float32(0.5), "confusion": [[1, 0], [0, 1]]}
     assert json_safe(metrics) == {"roc_auc": None, "AP": 0.5, "confusion": [[1, 0], [0, 1]]}
     ModelVersion.objects.create(kind="classifier", name="c-nan", metrics=json_safe(metrics))
+
+
+def test_import_and_export_as_jobs_answer_202_and_finish_on_the_worker(
+    client_for, inspector, supervisor, inspection, django_capture_on_commit_callbacks
+):
+    import io
+    import zipfile
+
+    from tests.loop_photos import photo_bytes
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for i in range(3):
+            zf.writestr(f"rust/r{i}.jpg", photo_bytes("rust", 50 + i)[0])
+    buf.seek(0)
+    buf.name = "labels.zip"
+    ines = client_for(inspector)
+    with django_capture_on_commit_callbacks(execute=True):  # the task runs (eagerly) on commit
+        r = ines.post(
+            "/api/v1/jobs/import/",
+            {"file": buf, "inspection": inspection.pk},
+            format="multipart",
+        )
+    assert r.status_code == 202 and r.json()["kind"] == "import", r.content
+    job = ines.get(f"/api/v1/jobs/{r.json()['id']}/").json()
+    assert job["state"] == "succeeded", job
+    assert job["result"]["photos_created"] == 3 and job["result"]["verdicts"] == 3
+
+    assert ines.post("/api/v1/jobs/export/", {}, format="json").status_code == 403
+    sam = client_for(supervisor)
+    r = sam.post("/api/v1/jobs/export/", {"inspection": 999999}, format="json")
+    assert r.status_code == 404
+    with django_capture_on_commit_callbacks(execute=True):
+        r = sam.post("/api/v1/jobs/export/", {"inspection": inspection.pk}, format="json")
+    assert r.status_code == 202
+    job = sam.get(f"/api/v1/jobs/{r.json()['id']}/").json()
+    assert job["state"] == "succeeded" and job["file_url"], job
+    download = sam.get(job["file_url"])
+    assert download.status_code == 200 and download["Content-Type"] == "application/zip"
+    names = zipfile.ZipFile(io.BytesIO(b"".join(download.streaming_content))).namelist()
+    assert sum(n.startswith("JPEGImages/") for n in names) == 3
