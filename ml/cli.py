@@ -304,6 +304,9 @@ def cmd_predict(args) -> int:
                 }
                 for (x0, y0, x1, y1), s in zip(b[0].tolist(), b[1].tolist(), strict=True)
             ]
+            heatmap = getattr(b, "heatmap", None)
+            if heatmap is not None:  # rows x cols of P(rust), over the photo (score map)
+                rec["heatmap"] = [[round(float(v), 3) for v in row] for row in heatmap]
         records.append(rec)
         rows.append(
             [

@@ -34,11 +34,16 @@ CLASSIFIER_KEYS = (
 )
 
 
-def det_samples(photos: Sequence[Photo]):
-    """The boxed photos as the detector's DetSample list."""
+def det_samples(photos: Sequence[Photo], negatives: bool = False):
+    """The boxed photos as the detector's DetSample list; with `negatives`, also the photos
+    verdicted no-rust (no boxes: all background), which the score-map family learns from."""
     from ml.detector import DetSample
 
-    return [DetSample(p.path, np.asarray(p.boxes, dtype=np.float32)) for p in photos if p.boxed]
+    return [
+        DetSample(p.path, np.asarray(p.boxes, dtype=np.float32).reshape(-1, 4))
+        for p in photos
+        if p.boxed or (negatives and p.label == 0)
+    ]
 
 
 def _classifier_metrics(y, prob, threshold) -> dict:
@@ -83,15 +88,17 @@ def train(
         clf.save(staging / "classifier")
 
         det = None
-        det_train = det_samples(train_photos)
-        if not skip_detector and det_train:
+        det_config = detector_config
+        if not skip_detector and any(p.boxed for p in train_photos):
             from ml.detector import DetectorConfig, train_detector
 
+            det_config = det_config or DetectorConfig()
+            det_train = det_samples(train_photos, negatives=det_config.family == "scoremap")
             t1 = time.perf_counter()
             det_val = det_samples(val_photos)
             det = train_detector(
                 det_train,
-                detector_config or DetectorConfig(),
+                det_config,
                 val=det_val or None,
                 log_dir=logs / "detector",
                 weights=weights,
@@ -233,19 +240,34 @@ def cross_validate_detector(
     weights: str | None = "imagenet",
     progress: bool = True,
     seed: int = 0,
+    extra_train: Sequence = (),
+    extra_test: dict[str, Sequence] | None = None,
 ) -> dict:
-    """Grouped k-fold CV of the detector over the boxed photos (COCO metrics per fold)."""
+    """Grouped k-fold CV of the detector over the boxed photos (COCO metrics per fold).
+
+    The score-map family also learns from the no-rust photos of each training fold.
+    `extra_train` (DetSamples, e.g. another source's photos) joins every training fold;
+    each fold's model is also scored on every `extra_test` set (name -> DetSamples), so
+    one training per fold gives both figures, with their spread over the folds.
+    """
     from ml.detector import DetectorConfig, train_detector
 
+    config = config or DetectorConfig()
     boxed = [p for p in photos if p.boxed]
+    negatives = [p for p in photos if not p.boxed and p.label == 0]
+    if config.family != "scoremap":
+        negatives = []
     if len(boxed) < folds:
         raise DatasetError(f"{len(boxed)} boxed photos cannot make {folds} detector folds")
     per_fold = []
+    extra: dict[str, list[dict]] = {name: [] for name in extra_test or {}}
+    neg_folds = grouped_folds(negatives, folds, seed) if len(negatives) >= folds else None
     for k, (tr, te) in enumerate(grouped_folds(boxed, folds, seed)):
         log.info("detector fold %d/%d", k + 1, folds)
+        train_neg = [negatives[i] for i in neg_folds[k][0]] if neg_folds else negatives
         det = train_detector(
-            det_samples([boxed[i] for i in tr]),
-            config or DetectorConfig(),
+            det_samples([boxed[i] for i in tr] + train_neg, negatives=True) + list(extra_train),
+            config,
             weights=weights,
             progress=progress,
         )
@@ -255,7 +277,12 @@ def cross_validate_detector(
             detection_metrics([p.boxes for p in test], preds, [(p.width, p.height) for p in test])
         )
         per_fold[-1]["train_seconds"] = det.info.get("train_seconds")
-    return {"summary": summarise(per_fold), "folds": per_fold}
+        for name, samples in (extra_test or {}).items():
+            extra[name].append(det.evaluate(list(samples)))
+    out = {"summary": summarise(per_fold), "folds": per_fold}
+    if extra_test:
+        out["extra_test"] = {name: summarise(ms) | {"folds": ms} for name, ms in extra.items()}
+    return out
 
 
 def metrics_json(classifier: dict | None, detector: dict | None) -> dict:

@@ -105,6 +105,30 @@ def test_train_evaluate_predict_with_classifier_and_detector(
     np.testing.assert_array_equal(pa[0][1], pb[0][1])
 
 
+def test_train_a_score_map_detector_by_config(voc_with_boxed_train, tmp_path, keras_home):
+    """`--det-set family=scoremap`: it also learns from the no-rust photos of the train split,
+    and the loaded artifact gives boxes with a heat map."""
+    from ml.artifacts import load_artifact
+
+    data, art = str(voc_with_boxed_train.root), tmp_path / "art"
+    argv = ["-q", "train", "--data", data, "--out", str(art), *TINY_CLS, *TINY_DET]
+    argv += ["--det-set=family=scoremap", "--det-set=map_width=8", "--cache", str(tmp_path)]
+    assert main(argv) == 0
+    info = json.loads((art / "manifest.json").read_text())["detector"]["info"]
+    train = set((voc_with_boxed_train.root / "ImageSets/Main/train.txt").read_text().split())
+    negatives = [p for p in voc_with_boxed_train.photos if p.id in train and p.label == 0]
+    assert info["family"] == "scoremap" and len(negatives) >= 4
+    assert info["train_photos"] == 3 + len(negatives) and info["train_boxes"] == 3
+    boxed = next(p for p in voc_with_boxed_train.photos if p.boxed)
+    (result,) = load_artifact(art).detector.predict([boxed.path])
+    assert result.heatmap.shape == (6, 8)  # 64x48 photo on a 64 px canvas, 8 px cells
+    assert np.all((result.heatmap >= 0) & (result.heatmap <= 1))
+    out = tmp_path / "p.json"
+    assert main(["-q", "predict", "--model", str(art), str(boxed.path), "--json", str(out)]) == 0
+    heatmap = json.loads(out.read_text())["photos"][0]["heatmap"]
+    np.testing.assert_allclose(heatmap, result.heatmap, atol=5e-4)
+
+
 @pytest.mark.slow  # trains three detectors: minutes on a busy 2-core machine
 def test_cv_covers_both_models(tiny_voc, tmp_path, keras_home):
     assert (
