@@ -23,7 +23,9 @@ class BackboneSpec:
     kwargs: dict[str, Any]
     preprocess: str  # "minus_one_one" ([-1, 1]) or "raw" (the model rescales 0..255 itself)
     feature_dim: int
-    pyramid: tuple[str, str, str]  # layer names at strides 8, 16, 32
+    # where the features at strides 8, 16, 32 are: a layer name (its output), "NAME:input"
+    # (that layer's input) or "@output" (the model's output); see pyramid_outputs
+    pyramid: tuple[str, str, str]
     # (file name, url folder) of a no-top weight file loadable at any input
     # size; None means keras.applications resolves weights="imagenet" itself.
     weight_file: tuple[str, str] | None = None
@@ -83,8 +85,45 @@ BACKBONES: dict[str, BackboneSpec] = {
             1280,
             ("block3b_add", "block5e_add", "top_activation"),
         ),
+        # bigger backbones for a team with a GPU (README: which to pick); ImageNet weights
+        # download through keras.applications as usual
+        BackboneSpec(
+            "efficientnet_v2_s",
+            "EfficientNetV2S",
+            {"include_preprocessing": True},
+            "raw",
+            1280,
+            ("block3d_add", "block5i_add", "top_activation"),
+        ),
+        BackboneSpec(
+            "convnext_tiny",
+            "ConvNeXtTiny",
+            {"include_preprocessing": True},
+            "raw",
+            768,
+            # a stage ends in an unnamed residual add: take the next downsampling's input
+            # (downsampling block i leads from stage i to i + 1); stride 32: the final norm
+            (
+                "convnext_tiny_downsampling_block_1:input",
+                "convnext_tiny_downsampling_block_2:input",
+                "@output",
+            ),
+        ),
     )
 }
+
+
+def pyramid_outputs(base, spec: BackboneSpec) -> dict:
+    """{"P3", "P4", "P5"}: the backbone's feature tensors at strides 8, 16 and 32."""
+    out = {}
+    for level, where in zip((3, 4, 5), spec.pyramid, strict=True):
+        if where == "@output":
+            out[f"P{level}"] = base.output
+        elif where.endswith(":input"):
+            out[f"P{level}"] = base.get_layer(where.removesuffix(":input")).input
+        else:
+            out[f"P{level}"] = base.get_layer(where).output
+    return out
 
 
 def get_spec(name: str) -> BackboneSpec:

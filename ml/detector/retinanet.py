@@ -17,7 +17,7 @@ and a fixed-batch `tf.function` for prediction.
 
 from __future__ import annotations
 
-from ml.backbones import build_backbone, get_spec
+from ml.backbones import build_backbone, get_spec, pyramid_outputs
 from ml.detector.config import DetectorConfig
 from ml.detector.preprocessing import (
     DetSample,
@@ -222,11 +222,7 @@ def build_model(config: DetectorConfig, weights: str | None = "imagenet", *, mix
     for layer in base.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = False  # frozen BN (inference mode): 8-photo batches are too few
-    encoder = keras.Model(
-        base.inputs,
-        {f"P{i + 3}": base.get_layer(name).output for i, name in enumerate(spec.pyramid)},
-        name="encoder",
-    )
+    encoder = keras.Model(base.inputs, pyramid_outputs(base, spec), name="encoder")
     anchors = AnchorGenerator(
         "xyxy",
         min_level=config.min_level,

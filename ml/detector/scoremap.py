@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ml.backbones import build_backbone, get_spec
+from ml.backbones import build_backbone, get_spec, pyramid_outputs
 from ml.detector.config import DetectorConfig
 from ml.detector.preprocessing import (
     DetSample,
@@ -45,16 +45,12 @@ def build_model(config: DetectorConfig, weights: str | None = "imagenet", *, mix
     for layer in base.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = False  # frozen BN (inference mode), as in the RetinaNet family
-    levels = [(3 + i, name) for i, name in enumerate(spec.pyramid) if 3 + i >= config.map_level]
-    encoder = keras.Model(
-        base.inputs,
-        {f"P{level}": base.get_layer(name).output for level, name in levels},
-        name="encoder",
-    )
+    names = [f"P{level}" for level in range(config.map_level, 6)]
+    pyramid = pyramid_outputs(base, spec)
+    encoder = keras.Model(base.inputs, {n: pyramid[n] for n in names}, name="encoder")
     images = keras.Input((config.image_size, config.image_size, 3), name="images")
     feats = encoder(images)
     w = config.map_width
-    names = [f"P{level}" for level, _ in levels]
     x = keras.layers.Conv2D(w, 1, name=f"lateral_{names[-1]}")(feats[names[-1]])
     for name in reversed(names[:-1]):
         up = keras.layers.UpSampling2D(2, interpolation="bilinear", name=f"up_to_{name}")(x)

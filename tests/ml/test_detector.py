@@ -410,3 +410,18 @@ def test_score_map_finds_the_rust_patch_and_gives_a_heat_map(trained_map, sample
     assert trained_map.info["family"] == "scoremap"
     # RetinaNet has no heat map; its result unpacks the same way
     assert trained_map.predict([held.image_path])[0].heatmap is not None
+
+
+@pytest.mark.parametrize("backbone", ["efficientnet_v2_s", "convnext_tiny"])
+def test_bigger_backbones_give_a_feature_pyramid_by_config(backbone):
+    """EfficientNetV2-S and ConvNeXt-Tiny (keras.applications, weights=None here): their
+    pyramid has strides 8, 16, 32, and a detector builds on it."""
+    from ml.detector import build_model
+
+    model = build_model(tiny_config(family="scoremap", backbone=backbone), weights=None)
+    encoder = model.get_layer("encoder")
+    shapes = {k: tuple(v.shape[1:3]) for k, v in encoder.output.items()}
+    assert shapes == {"P3": (8, 8), "P4": (4, 4), "P5": (2, 2)}
+    x = np.random.default_rng(0).uniform(0, 255, (1, 64, 64, 3)).astype("float32")
+    out = np.asarray(model(x, training=False))
+    assert out.shape == (1, 8, 8, 1) and np.isfinite(out).all()
