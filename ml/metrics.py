@@ -115,3 +115,52 @@ def detection_metrics(
     s = evaluator.stats
     # COCO's stats: 0 AP, 1 AP50, 2 AP75, 6 AR1, 7 AR10, 8 AR100 (-1 means undefined).
     return {k: max(float(s[i]), 0.0) for k, i in zip(COCO_KEYS, (0, 1, 2, 6, 7, 8), strict=True)}
+
+
+def mask_metrics(
+    masks: Sequence[np.ndarray],
+    predictions: Sequence,
+    min_score: float = 0.3,
+) -> dict:
+    """How well detections agree with rust masks (coarse, nested boxes make AP unfair).
+
+    `masks[i]` is (H, W), non-zero = rust; `predictions[i]` is (boxes, scores) with an
+    optional `.heatmap` (rows x cols of P(rust) over the photo). Returns the share of
+    rust pixels inside a box scoring >= `min_score` ("covered"), the share of those
+    boxes' area that is rust ("on_rust"), and, with heat maps, the ROC-AUC of the cells'
+    probability for "mostly rust" cells vs clean ones (scikit-learn).
+    """
+    from PIL import Image
+    from sklearn.metrics import roc_auc_score
+
+    rust_total = rust_covered = box_area = box_on_rust = 0
+    cell_y: list[np.ndarray] = []
+    cell_p: list[np.ndarray] = []
+    for mask, pred in zip(masks, predictions, strict=True):
+        rust = np.asarray(mask) > 0
+        inside = np.zeros_like(rust)
+        for (x0, y0, x1, y1), s in zip(np.asarray(pred[0]), np.asarray(pred[1]), strict=True):
+            if s >= min_score:
+                inside[int(y0) : int(np.ceil(y1)), int(x0) : int(np.ceil(x1))] = True
+        rust_total += int(rust.sum())
+        rust_covered += int((rust & inside).sum())
+        box_area += int(inside.sum())
+        box_on_rust += int((rust & inside).sum())
+        heat = getattr(pred, "heatmap", None)
+        if heat is not None:
+            rows, cols = heat.shape
+            share = np.asarray(
+                Image.fromarray(rust.astype(np.float32)).resize((cols, rows), Image.BOX)
+            )
+            keep = (share >= 0.5) | (share == 0)  # mostly rust vs clean cells
+            cell_y.append((share[keep] >= 0.5).astype(int))
+            cell_p.append(heat[keep])
+    out = {
+        "covered": rust_covered / max(rust_total, 1),
+        "on_rust": box_on_rust / max(box_area, 1),
+    }
+    if cell_y:
+        y, p = np.concatenate(cell_y), np.concatenate(cell_p)
+        if len(set(y.tolist())) == 2:
+            out["heatmap_auc"] = float(roc_auc_score(y, p))
+    return out

@@ -61,3 +61,19 @@ def test_tile_photos_writes_labelled_tiles_grouped_by_photo(tmp_path):
     clean = [t for t in tiles if t.label == 0]
     assert all(np.asarray(Image.open(t.path))[..., 0].mean() < 130 for t in clean)
     assert len(tiles) == 2 * (15 - 1)  # 5 x 3 tiles each, less the one with the speck
+
+
+def test_mask_metrics_measure_cover_precision_and_heat_map_ranking():
+    from ml.detector import Detections
+    from ml.metrics import mask_metrics
+
+    mask = np.zeros((40, 40), np.uint8)
+    mask[0:20, 0:20] = 1  # the top-left quarter is rust
+    heat = np.array([[0.9, 0.2], [0.1, 0.3]], np.float32)  # 2 x 2 cells of 20 px
+    boxes = np.array([[0, 0, 20, 10], [20, 20, 40, 40], [0, 0, 40, 40]], np.float32)
+    pred = Detections(boxes, np.array([0.8, 0.5, 0.1], np.float32), heat)
+    m = mask_metrics([mask], [pred], min_score=0.3)
+    assert m["covered"] == 0.5  # the first box covers half the rust; the third scores too low
+    assert m["on_rust"] == 200 / 600
+    assert m["heatmap_auc"] == 1.0
+    assert "heatmap_auc" not in mask_metrics([mask], [(boxes, pred.scores)])
