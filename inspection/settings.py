@@ -284,6 +284,41 @@ RUSTWATCH_NIGHTLY_CRON = os.environ.get("RUSTWATCH_NIGHTLY_CRON", "0 2 * * *")
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
+# --- Serving: suggestions, the queue, the prediction API ------------------------
+# Photos per `predict` scoring task; suggestions kept per photo (score floor, at most N boxes).
+RUSTWATCH_SCORE_BATCH = env_int("RUSTWATCH_SCORE_BATCH", 16)
+RUSTWATCH_SUGGESTION_MIN_SCORE = float(os.environ.get("RUSTWATCH_SUGGESTION_MIN_SCORE", "0.3"))
+RUSTWATCH_SUGGESTION_MAX_BOXES = env_int("RUSTWATCH_SUGGESTION_MAX_BOXES", 50)
+# Detector boxes under this score are not looked at, not even for the queue's uncertainty.
+RUSTWATCH_DETECTOR_SCORE_FLOOR = float(os.environ.get("RUSTWATCH_DETECTOR_SCORE_FLOOR", "0.05"))
+# Where a worker keeps artifacts downloaded from a remote media storage (S3 and the like).
+RUSTWATCH_MODEL_CACHE = Path(os.environ.get("RUSTWATCH_MODEL_CACHE", VAR_DIR / "model-cache"))
+# Queue: how long a handed-out photo stays an inspector's; how long a skip keeps it from them;
+# how many of the best candidates the diversity step chooses among.
+RUSTWATCH_QUEUE_LEASE_S = env_int("RUSTWATCH_QUEUE_LEASE_S", 15 * 60)
+RUSTWATCH_QUEUE_SKIP_S = env_int("RUSTWATCH_QUEUE_SKIP_S", 24 * 3600)
+RUSTWATCH_QUEUE_POOL = env_int("RUSTWATCH_QUEUE_POOL", 20)
+# Prediction API: how long a request waits for the worker before answering 202 with the
+# job; requests per token (DRF rate: "60/min", "1000/hour").
+RUSTWATCH_PREDICT_WAIT_S = float(os.environ.get("RUSTWATCH_PREDICT_WAIT_S", "5"))
+RUSTWATCH_PREDICT_RATE = os.environ.get("RUSTWATCH_PREDICT_RATE", "60/min")
+RUSTWATCH_PREDICT_MAX_BATCH = env_int("RUSTWATCH_PREDICT_MAX_BATCH", 32)
+# Throttle counters must be shared by every web process: files in the data folder (the
+# embedded setup), or a cache server, e.g. RUSTWATCH_CACHE_URL=redis://redis:6379/1 (a
+# database of its own: never the broker's).
+RUSTWATCH_CACHE_URL = os.environ.get("RUSTWATCH_CACHE_URL", "")
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "shared": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": RUSTWATCH_CACHE_URL}
+        if RUSTWATCH_CACHE_URL
+        else {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+        }
+    ),
+}
+
 # --- API ---------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

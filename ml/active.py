@@ -52,16 +52,36 @@ def uncertainty_scores(
 ) -> dict[str, np.ndarray]:
     """All per-photo scores and their weighted sum ("score", higher = label sooner)."""
     prob = np.asarray(prob_rust, dtype=float)
-    out = {"entropy": entropy(prob), "margin": margin(prob, threshold)}
+    det_unc = best = None
     if box_scores is not None:
-        out["detector"] = np.array([detector_uncertainty(s) for s in box_scores])
+        det_unc = np.array([detector_uncertainty(s) for s in box_scores])
         best = np.array([float(np.max(s)) if len(s) else 0.0 for s in box_scores])
-        out["disagreement"] = disagreement(prob, best)
+    return priority(prob, det_unc, best, threshold, weights)
+
+
+def priority(
+    prob_rust: Sequence[float],
+    detector_unc: Sequence[float] | None = None,
+    max_box_score: Sequence[float] | None = None,
+    threshold: float = 0.5,
+    weights: tuple[float, float, float] = (1.0, 0.5, 0.5),
+) -> dict[str, np.ndarray]:
+    """`uncertainty_scores` from cached per-photo parts (vectorised: 100,000 photos in ms).
+
+    `detector_unc` (see `detector_uncertainty`) and `max_box_score` come from the
+    detector; without them only the classifier's margin counts.
+    """
+    prob = np.asarray(prob_rust, dtype=float)
+    out = {"entropy": entropy(prob), "margin": margin(prob, threshold)}
+    with_detector = detector_unc is not None and max_box_score is not None
+    if with_detector:
+        out["detector"] = np.asarray(detector_unc, dtype=float)
+        out["disagreement"] = disagreement(prob, max_box_score)
     else:
         out["detector"] = np.zeros_like(prob)
         out["disagreement"] = np.zeros_like(prob)
     w_cls, w_det, w_dis = weights
-    total = w_cls + (w_det + w_dis if box_scores is not None else 0.0)
+    total = w_cls + (w_det + w_dis if with_detector else 0.0)
     out["score"] = (
         w_cls * out["margin"] + w_det * out["detector"] + w_dis * out["disagreement"]
     ) / max(total, EPS)

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+# Tiny trained models, deployed per test (tests/model_fixtures.py).
+pytest_plugins = ["tests.model_fixtures"]
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SEED = SHARED / "data" / "corrosion-seed"
 WEIGHTS = SHARED / "weights"

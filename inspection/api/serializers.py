@@ -111,6 +111,10 @@ class PhotoSerializer(serializers.ModelSerializer):
             "has_boxes",
             "has_suggestions",
             "labelled",
+            "suggestion_state",
+            "suggestion_error",
+            "score",
+            "queue_score",
             "image_url",
             "thumbnail_url",
         ]

@@ -305,7 +305,7 @@ def ingest_photo(
             )
             # Every photo has its XML from the start (no boxes yet), as CVAT exports do.
             write_photo_voc(photo)
-            transaction.on_commit(lambda: _schedule_thumbnail(photo.pk), robust=True)
+            transaction.on_commit(lambda: _after_upload(photo.pk), robust=True)
     except IntegrityError as exc:
         remove_file()
         existing = Photo.objects.filter(sha256=image.sha256).first()
@@ -331,6 +331,14 @@ def _schedule_thumbnail(photo_id: int) -> None:
     from inspection.tasks import make_thumbnail
 
     make_thumbnail.delay(photo_id)
+
+
+def _after_upload(photo_id: int) -> None:
+    """Once the photo is committed: its thumbnail, and its scoring by the deployed models."""
+    from inspection.services.suggestions import photo_uploaded
+
+    _schedule_thumbnail(photo_id)
+    photo_uploaded(photo_id)
 
 
 def ingest_photos(

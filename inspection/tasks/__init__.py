@@ -7,6 +7,7 @@ here registers their tasks for the worker (Celery autodiscovers `inspection.task
 
 from inspection.tasks.jobs import export_job, import_job
 from inspection.tasks.media import make_thumbnail
+from inspection.tasks.scoring import predict_job_task, score_photos_task
 from inspection.tasks.training import check_label_trigger, nightly_run, train_run
 
 __all__ = [
@@ -15,5 +16,7 @@ __all__ = [
     "import_job",
     "make_thumbnail",
     "nightly_run",
+    "predict_job_task",
+    "score_photos_task",
     "train_run",
 ]
