@@ -11,3 +11,5 @@ class InspectionConfig(AppConfig):
         from inspection.services import triggers
 
         triggers.connect()
+        # The queue ends a photo's lease when a person saves it (a PhotoEvent receiver).
+        from inspection.services import queue  # noqa: F401
