@@ -10,7 +10,18 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from inspection.api import catalog, fallback, jobs, model_versions, photos, runs, tokens, voc
+from inspection.api import (
+    catalog,
+    fallback,
+    jobs,
+    model_versions,
+    photos,
+    predict,
+    queue,
+    runs,
+    tokens,
+    voc,
+)
 
 app_name = "api"
 
@@ -47,6 +58,12 @@ urlpatterns = [
         model_versions.ModelRollbackView.as_view(),
         name="model-rollback",
     ),
+    path("queue/", queue.QueueListView.as_view(), name="queue"),
+    path("queue/next/", queue.QueueNextView.as_view(), name="queue-next"),
+    path("queue/<int:photo_id>/skip/", queue.QueueSkipView.as_view(), name="queue-skip"),
+    re_path(r"^predict/?$", predict.PredictView.as_view(), name="predict"),
+    path("predict/batch/", predict.PredictBatchView.as_view(), name="predict-batch"),
+    path("predict/jobs/<int:job_id>/", predict.PredictJobView.as_view(), name="predict-job"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),
