@@ -12,8 +12,8 @@ process (the solo pool, a test) on first use. TensorFlow never runs in threads h
 Artifacts and photos are read through Django's storage API. Where the storage
 has local paths (FileSystemStorage, a shared volume) they are used in place;
 otherwise (django-storages: S3 and the like) an artifact folder is downloaded
-once into `RUSTWATCH_MODEL_CACHE` (artifacts are immutable, so a download is
-never stale) and a photo into a temporary file for the batch.
+once under `RUSTWATCH_WORK_DIR` (`snapshots.materialize`; artifacts are immutable,
+so a download is never stale) and a photo into a temporary file for the batch.
 
 This module imports TensorFlow lazily; the web process never loads models.
 """
@@ -21,7 +21,6 @@ This module imports TensorFlow lazily; the web process never loads models.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import shutil
@@ -32,7 +31,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.core.files.storage import Storage, default_storage
 
 from inspection.models import DeployedModel, ModelKind, ModelVersion
@@ -152,48 +150,11 @@ def _local_path(storage: Storage, name: str) -> Path | None:
     return path if path.exists() else None
 
 
-def model_cache_dir() -> Path:
-    """$RUSTWATCH_MODEL_CACHE: where artifacts of a remote storage are downloaded."""
-    return Path(settings.RUSTWATCH_MODEL_CACHE)
-
-
-def artifact_dir(name: str, storage: Storage | None = None) -> Path:
+def artifact_dir(name: str) -> Path:
     """A local folder holding the artifact `name` (a storage folder), downloaded if need be."""
-    storage = storage or default_storage
-    local = _local_path(storage, name)
-    if local is not None and local.is_dir():
-        return local
-    target = model_cache_dir() / hashlib.sha256(name.encode()).hexdigest()[:24]
-    if target.is_dir():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".download-", dir=target.parent))
-    try:
-        count = _download_tree(storage, name.rstrip("/"), staging)
-        if count == 0:
-            raise FileNotFoundError(f"artifact {name!r} is empty or missing in the media storage")
-        try:
-            os.replace(staging, target)
-        except OSError:  # another process finished the same download first
-            if not target.is_dir():
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    log.info("downloaded artifact %s (%d files) to %s", name, count, target)
-    return target
+    from inspection.services.snapshots import materialize
 
-
-def _download_tree(storage: Storage, prefix: str, out: Path) -> int:
-    dirs, files = storage.listdir(prefix)
-    count = 0
-    for f in files:
-        with storage.open(f"{prefix}/{f}", "rb") as src, open(out / f, "wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
-        count += 1
-    for d in dirs:
-        (out / d).mkdir()
-        count += _download_tree(storage, f"{prefix}/{d}", out / d)
-    return count
+    return materialize(name)
 
 
 @contextlib.contextmanager

@@ -291,8 +291,6 @@ RUSTWATCH_SUGGESTION_MIN_SCORE = float(os.environ.get("RUSTWATCH_SUGGESTION_MIN_
 RUSTWATCH_SUGGESTION_MAX_BOXES = env_int("RUSTWATCH_SUGGESTION_MAX_BOXES", 50)
 # Detector boxes under this score are not looked at, not even for the queue's uncertainty.
 RUSTWATCH_DETECTOR_SCORE_FLOOR = float(os.environ.get("RUSTWATCH_DETECTOR_SCORE_FLOOR", "0.05"))
-# Where a worker keeps artifacts downloaded from a remote media storage (S3 and the like).
-RUSTWATCH_MODEL_CACHE = Path(os.environ.get("RUSTWATCH_MODEL_CACHE", VAR_DIR / "model-cache"))
 # Queue: how long a handed-out photo stays an inspector's; how long a skip keeps it from them;
 # how many of the best candidates the diversity step chooses among.
 RUSTWATCH_QUEUE_LEASE_S = env_int("RUSTWATCH_QUEUE_LEASE_S", 15 * 60)

@@ -131,8 +131,8 @@ def test_suggestions_follow_deployments_and_predict_api_answers_over_redis(
     body = r.json()
     assert body["state"] == "succeeded"
     assert body["model_versions"] == {
-        "classifier": "classifier-tiny1",
-        "detector": "detector-tiny1",
+        "classifier": "classifier-tiny2",
+        "detector": "detector-tiny2",
     }
     (pred,) = body["predictions"]
     assert 0 <= pred["rust_probability"] <= 1 and pred["verdict"] in {"rust", "norust"}
