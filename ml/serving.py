@@ -1,21 +1,170 @@
-"""Serving the trained models: load a detector for prediction in a long-lived worker.
+"""Serving the trained detector: its network in LiteRT on a CPU, the rest as trained.
 
-`load_detector(folder)` gives an object with the detector's `predict(images,
-score_threshold)` (boxes in original pixels, scores, best first). The worker
-model cache (inspection/serving.py) calls it once per deployed version.
+`load_detector(folder)` gives a `RustDetector` whose network forward pass runs in
+LiteRT (the TensorFlow Lite runtime, XNNPACK kernels) where that is faster (a
+CPU-only machine; see `ml.embeddings.resolve_runtime`), and in Keras otherwise.
+Everything around the network (letterboxing, anchor decoding, top-k, NMS, the
+mapping back to original pixels) is the detector's own code, so the boxes are the
+same to float tolerance (tests/ml/test_serving.py).
+
+The converted network is kept beside the embedding cache, keyed by the weights'
+fingerprint and the input shape, so each deployed version converts once per
+machine: `<cache>/detectors/<fingerprint>-<batch>x<size>.tflite`.
+
+RUSTWATCH_DETECT_RUNTIME (keras | litert | auto) picks the runtime, like
+RUSTWATCH_EMBED_RUNTIME for the classifier's backbone; the default is keras (see
+DEFAULT_RUNTIME).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import tempfile
+import threading
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ml.voc import write_atomic
 
 log = logging.getLogger(__name__)
 
+__all__ = ["LiteRTNetwork", "load_detector"]
 
-def load_detector(directory: str | os.PathLike):
-    """The detector saved in `directory`, ready to predict."""
+# Keras until benchmarks/loop.py shows LiteRT faster for the detector on the serving CPU
+# (it is for the embedding backbone); RUSTWATCH_DETECT_RUNTIME=litert or auto opts in.
+DEFAULT_RUNTIME = "keras"
+
+
+def detector_runtime(runtime: str | None = None) -> str:
+    """ "keras" or "litert" for a requested runtime (None: $RUSTWATCH_DETECT_RUNTIME, auto)."""
+    from ml.embeddings import resolve_runtime
+
+    return resolve_runtime(runtime or os.environ.get("RUSTWATCH_DETECT_RUNTIME") or DEFAULT_RUNTIME)
+
+
+def load_detector(
+    directory: str | os.PathLike,
+    runtime: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+):
+    """The detector saved in `directory`, ready to predict, on the faster runtime.
+
+    `cache_dir`: where converted networks are kept (default: the embedding cache)."""
     from ml.detector import RustDetector
 
-    return RustDetector.load(Path(directory))
+    detector = RustDetector.load(Path(directory))
+    if detector.config.family != "retinanet" or detector_runtime(runtime) != "litert":
+        return detector
+    try:
+        network = LiteRTNetwork(detector.model, detector.config, cache_dir)
+        network.prepare()  # convert and plan now, eagerly: never inside a traced predict call
+    except Exception:  # the detector still serves, at Keras speed
+        log.exception("the detector network could not run in LiteRT; serving it with Keras")
+        return detector
+    detector.model = network
+    return detector
+
+
+class LiteRTNetwork:
+    """A RetinaNet model whose forward pass runs in LiteRT; every other attribute (anchor
+    generator, prediction decoder, config) is the Keras model's own."""
+
+    def __init__(self, model: Any, config: Any, cache_dir: str | os.PathLike | None = None):
+        from ml.embeddings import default_cache_dir, weights_fingerprint
+
+        object.__setattr__(self, "_model", model)
+        object.__setattr__(self, "_config", config)
+        object.__setattr__(self, "_lock", threading.Lock())
+        object.__setattr__(self, "_interpreter", None)
+        shape = (config.predict_batch, config.image_size, config.image_size, 3)
+        object.__setattr__(self, "_shape", shape)
+        key = f"{weights_fingerprint(model)[:16]}-{shape[0]}x{shape[1]}"
+        root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        object.__setattr__(self, "path", root / "detectors" / f"{key}.tflite")
+
+    # the Keras model's attributes (anchor_generator, prediction_decoder, ...) pass through
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._model, name, value)
+
+    def __call__(self, x, training: bool = False) -> dict[str, Any]:
+        """{"cls_logits": (B, A, 1), "bbox_regression": (B, A, 4)}, as the Keras model gives."""
+        import tensorflow as tf
+
+        if isinstance(x, np.ndarray) or tf.executing_eagerly():
+            cls, box = self.run(np.asarray(x, np.float32))
+            return {"cls_logits": tf.constant(cls), "bbox_regression": tf.constant(box)}
+        self.prepare()
+        cls, box = tf.numpy_function(self.run, [x], [tf.float32, tf.float32], stateful=False)
+        cls.set_shape((self._shape[0], self._anchors, 1))
+        box.set_shape((self._shape[0], self._anchors, 4))
+        return {"cls_logits": cls, "bbox_regression": box}
+
+    def _anchor_count(self) -> int:
+        import tensorflow as tf
+
+        size = self._shape[1]
+        anchors = self._model.anchor_generator(tf.zeros((1, size, size, 3)))
+        return int(sum(int(a.shape[0]) for a in anchors.values()))
+
+    def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The network on a (B, S, S, 3) float32 batch: (class logits, box deltas)."""
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if x.shape != self._shape:
+            raise ValueError(
+                f"LiteRT detector expects a batch of shape {self._shape}, not {x.shape}"
+            )
+        self.prepare()
+        with self._lock:  # an interpreter serves one call at a time
+            it = self._interpreter
+            it.set_tensor(it.get_input_details()[0]["index"], x)
+            it.invoke()
+            outs = [
+                np.array(it.get_tensor(d["index"]), np.float32) for d in it.get_output_details()
+            ]
+        by_width = {o.shape[-1]: o for o in outs}
+        return by_width[1], by_width[4]
+
+    def prepare(self) -> None:
+        """Convert (once per weights, then read from the cache) and plan the interpreter."""
+        with self._lock:
+            if self._interpreter is not None:
+                return
+            from ai_edge_litert.interpreter import Interpreter
+
+            it = Interpreter(model_content=self._converted(), num_threads=os.cpu_count() or 1)
+            it.allocate_tensors()
+            object.__setattr__(self, "_anchors", self._anchor_count())
+            object.__setattr__(self, "_interpreter", it)
+
+    def _converted(self) -> bytes:
+        """The LiteRT flatbuffer: read from the cache, else converted once and kept there."""
+        if self.path.is_file():
+            return self.path.read_bytes()
+        import tensorflow as tf
+
+        log.info("converting the detector network to LiteRT (%s)", self.path.name)
+        model = self._model
+
+        @tf.function(input_signature=[tf.TensorSpec(self._shape, tf.float32)])
+        def forward(x):
+            out = model(x, training=False)
+            return {"cls_logits": out["cls_logits"], "bbox_regression": out["bbox_regression"]}
+
+        # a module of its own: the forward pass and the weights it reads, no training state
+        module = tf.Module()
+        module.weights = [getattr(v, "value", v) for v in model.weights]
+        module.forward = forward
+        with tempfile.TemporaryDirectory(prefix="rustwatch-detector-") as tmp:
+            tf.saved_model.save(module, tmp, signatures=forward.get_concrete_function())
+            data = tf.lite.TFLiteConverter.from_saved_model(tmp).convert()
+        try:
+            write_atomic(self.path, data)
+        except OSError as exc:  # a read-only cache costs a conversion per process, no more
+            log.warning("could not keep the LiteRT detector at %s: %s", self.path, exc)
+        return data

@@ -46,6 +46,8 @@ KERAS_HOME = _offline_keras_home()
 # most tests train fresh tiny backbones. tests/ml/test_embedding_runtime.py checks that
 # LiteRT, the CPU default, gives the same vectors and predictions.
 os.environ.setdefault("RUSTWATCH_EMBED_RUNTIME", "keras")
+# The same for the detector network (ml/serving.py); tests/ml/test_serving.py checks LiteRT.
+os.environ.setdefault("RUSTWATCH_DETECT_RUNTIME", "keras")
 
 
 @pytest.fixture(scope="session")

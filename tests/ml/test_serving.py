@@ -1,0 +1,69 @@
+"""The detector network in LiteRT gives the boxes the Keras detector gives."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ai_edge_litert.interpreter")
+
+TINY = {
+    "image_size": 64,
+    "max_level": 5,
+    "predict_batch": 2,
+    "fpn_width": 16,
+    "head_width": 16,
+    "head_layers": 1,
+}
+
+
+def assert_same_boxes(gb, gs, wb, ws, px: float = 0.05, score: float = 1e-4) -> None:
+    """Every box found once on each side (boxes of equal score may come in either order)."""
+    free = list(range(len(wb)))
+    for box, sc in zip(gb, gs, strict=True):
+        match = next(
+            (j for j in free if abs(ws[j] - sc) <= score and np.abs(wb[j] - box).max() <= px),
+            None,
+        )
+        assert match is not None, f"box {box} ({sc:.5f}) not found by Keras"
+        free.remove(match)
+
+
+def test_litert_detector_matches_keras_and_converts_once(tmp_path, keras_home):
+    from ml.detector import DetectorConfig, RustDetector
+    from ml.detector.interface import build_model
+    from ml.serving import LiteRTNetwork, load_detector
+
+    config = DetectorConfig.from_dict(TINY)
+    model = build_model(config, weights=None)
+    rng = np.random.default_rng(0)
+    # untrained heads score every anchor alike; spread the weights so the ranking is real
+    model.set_weights(
+        [w + rng.normal(0, 0.05, w.shape).astype(w.dtype) for w in model.get_weights()]
+    )
+    keras_det = RustDetector(model, config)
+    keras_det.save(tmp_path / "det")
+    photos = [rng.integers(0, 255, (48 + 8 * i, 64, 3), dtype=np.uint8) for i in range(3)]
+
+    lite = load_detector(tmp_path / "det", runtime="litert", cache_dir=tmp_path / "cache")
+    assert isinstance(lite.model, LiteRTNetwork)
+    want = RustDetector.load(tmp_path / "det").predict(photos, score_threshold=0.0)
+    got = lite.predict(photos, score_threshold=0.0)
+    assert len(got) == len(photos)
+    for (wb, ws), (gb, gs) in zip(want, got, strict=True):
+        assert len(ws) > 0 and len(gs) == len(ws)
+        np.testing.assert_allclose(gs, ws, atol=1e-4)
+        assert_same_boxes(gb, gs, wb, ws)
+    assert lite.model.path.is_file()
+
+    again = LiteRTNetwork(lite.model._model, config, cache_dir=tmp_path / "cache")
+    assert again.path == lite.model.path, "the same weights map to the same converted file"
+    x = rng.uniform(-1, 1, (2, 64, 64, 3)).astype(np.float32)
+    cls, box = again.run(x)
+    raw = model(x, training=False)
+    np.testing.assert_allclose(cls, np.asarray(raw["cls_logits"]), atol=1e-4)
+    np.testing.assert_allclose(box, np.asarray(raw["bbox_regression"]), atol=1e-4)
+    with pytest.raises(ValueError, match="batch of shape"):
+        again.run(np.zeros((1, 64, 64, 3), np.float32))
+
+    assert not isinstance(load_detector(tmp_path / "det", runtime="keras").model, LiteRTNetwork)
