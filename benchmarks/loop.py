@@ -9,13 +9,28 @@ train    wall time from "train" to "new suggestions on all unlabelled photos" fo
 rss      peak resident memory of one training run on 1,000 photos (resized copies of
          the seed photos with their boxes scaled), to show that training streams from
          files instead of decoding the data set into memory.
+scoring  photos/s of classifier + detector together on the seed photos, the calls a
+         `predict` worker makes (`services.suggestions.predict_files`: decode, classifier
+         embedding + head, detector), without the embedding cache (new photos), with the
+         detector network in Keras and in LiteRT (`ml.serving`). Models: ml defaults, the
+         classifier head fitted on the seed, the detector with ImageNet backbone weights and
+         untrained heads (its cost does not depend on what it learnt). Goal: >= 10/s.
+rerank   re-rank the queue for 100,000 unlabelled photos with cached scores
+         (`services.queue.rerank_queue`), then one `queue_next`. Goal: < 10 s.
+predict  POST /api/v1/predict p50/p95 with a warm worker: a real gunicorn (2 processes)
+         and a real Celery `predict` worker (prefork, 1 process) on the filesystem broker,
+         a seed photo per request as the raw body.
 
-Everything runs in this one process (Celery eager, a throw-away SQLite and media
-folder), so the figures are the work itself, without broker latency.
+train and rss run in this one process (Celery eager, a throw-away SQLite and media
+folder), so the figures are the work itself, without broker latency; predict starts
+real processes on the same throw-away folder.
 
     .venv/bin/python benchmarks/loop.py train
     .venv/bin/python benchmarks/loop.py train --config '{"detector": {"epochs": 10}}'
     .venv/bin/python benchmarks/loop.py rss --photos 1000
+    .venv/bin/python benchmarks/loop.py scoring
+    .venv/bin/python benchmarks/loop.py rerank --rerank-photos 100000
+    .venv/bin/python benchmarks/loop.py predict --requests 50
 """
 
 from __future__ import annotations
@@ -25,10 +40,17 @@ import json
 import os
 import resource
 import shutil
+import signal
+import socket
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -36,6 +58,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 SEED = ROOT.parent / "shared" / "data" / "corrosion-seed"
 WEIGHTS = ROOT.parent / "shared" / "weights"
+
+from benchmarks.speed import ensure_keras_home  # noqa: E402
 
 
 def setup_django(var: Path, config: dict) -> None:
@@ -216,7 +240,307 @@ def section_rss(args: argparse.Namespace) -> None:
     )
 
 
-SECTIONS = {"train": section_train, "rss": section_rss}
+# ------------------------------------------------------------------ serving (engineer serve)
+
+SCORING_GOAL = 10.0  # photos/s, classifier + detector (issue 9)
+RERANK_GOAL = 10.0  # seconds for 100,000 photos
+
+
+def table(title: str, head: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
+    lines = [f"\n{title}\n"]
+    for r in [head, ["-" * w for w in widths], *rows]:
+        lines.append(
+            "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) + " |"
+        )
+    return "\n".join(lines)
+
+
+def seed_photos() -> list[Path]:
+    return sorted((SEED / "classification").glob("*/*.jpg"))
+
+
+def seed_models(out: Path):
+    """An artifact folder with a seed-fitted classifier and a default detector (untrained heads)."""
+    from ml.artifacts import save_artifact
+    from ml.classifier import ClassifierConfig, RustClassifier
+    from ml.dataset import Photo as DPhoto
+    from ml.dataset import sha256_file
+    from ml.detector import DetectorConfig, RustDetector
+    from ml.detector.interface import build_model
+    from ml.embeddings import EmbeddingCache
+
+    paths = seed_photos()
+    photos = [
+        DPhoto(
+            id=p.stem,
+            path=p,
+            sha256=sha256_file(p),
+            label=int(p.parent.name == "rust"),
+            group=p.stem,
+        )
+        for p in paths
+    ]
+    # predict cost does not depend on how many augmented views the head was fitted on
+    clf = RustClassifier(ClassifierConfig(n_aug=1)).fit(
+        photos, cache=EmbeddingCache(out.parent / "emb")
+    )
+    config = DetectorConfig()
+    det = RustDetector(build_model(config, weights="imagenet"), config)
+    return save_artifact(out, {"note": "benchmark models"}, classifier=clf, detector=det)
+
+
+def bench_scoring(args, work: Path) -> tuple[str, dict]:
+    from ml.classifier import RustClassifier
+    from ml.serving import load_detector
+
+    art = seed_models(work / "models")
+    paths = seed_photos()[: args.photos]
+    clf = RustClassifier.load(art / "classifier")
+    results: dict = {"photos": len(paths)}
+    rows = []
+    for runtime in ("keras", "litert"):
+        det = load_detector(art / "detector", runtime=runtime, cache_dir=work / "lite")
+        warm = paths[: 2 * det.config.predict_batch]
+        clf.predict_embeddings(clf.embed(warm))  # trace / plan both before timing
+        det.predict(warm)
+        t0 = time.perf_counter()
+        x = clf.embed(paths)  # no cache: new photos
+        clf.predict_embeddings(x)
+        t1 = time.perf_counter()
+        det.predict(paths, score_threshold=0.05)
+        t2 = time.perf_counter()
+        cls_ms, det_ms = 1000 * (t1 - t0) / len(paths), 1000 * (t2 - t1) / len(paths)
+        per_s = len(paths) / (t2 - t0)
+        results[runtime] = {"classifier_ms": cls_ms, "detector_ms": det_ms, "photos_per_s": per_s}
+        rows.append([f"detector in {runtime}", f"{cls_ms:.1f}", f"{det_ms:.1f}", f"{per_s:.1f}"])
+    rows.append(["goal (issue 9)", "", "", f">= {SCORING_GOAL:.0f}"])
+    return (
+        table(
+            f"scoring, classifier + detector, {len(paths)} seed photos, no embedding cache",
+            ["", "classifier ms/photo", "detector ms/photo", "photos/s"],
+            rows,
+        ),
+        results,
+    )
+
+
+def bench_rerank(args, work: Path) -> tuple[str, dict]:
+    from django.contrib.auth.models import Group, User
+
+    from inspection.models import Asset, Inspection, Photo
+    from inspection.services.queue import queue_next, rerank_queue
+
+    n = args.rerank_photos
+    asset, _ = Asset.objects.get_or_create(name="bench")
+    inspection, _ = Inspection.objects.get_or_create(asset=asset, name="rerank")
+    Photo.objects.filter(inspection=inspection).delete()
+    rng = np.random.default_rng(0)
+    prob = rng.uniform(0, 1, n)
+    unc = rng.uniform(0, 1, n)
+    top = rng.uniform(0, 1, n)
+    emb = rng.normal(0, 1, (n, 64)).astype(np.float16)
+    t = time.perf_counter()
+    for start in range(0, n, 5000):
+        Photo.objects.bulk_create(
+            Photo(
+                inspection=inspection,
+                image=f"photos/bench/{i}.jpg",
+                sha256=f"{i:064x}",
+                phash=f"{i:016x}",
+                width=640,
+                height=480,
+                content_type="image/jpeg",
+                score=float(prob[i]),
+                detector_uncertainty=float(unc[i]) if i % 10 else None,
+                detector_max_score=float(top[i]) if i % 10 else None,
+                embedding=emb[i].tobytes(),
+            )
+            for i in range(start, min(n, start + 5000))
+        )
+    fill_s = time.perf_counter() - t
+    t = time.perf_counter()
+    changed = rerank_queue()
+    rerank_s = time.perf_counter() - t
+    user = User.objects.filter(username="bench").first() or User.objects.create_user("bench")
+    user.groups.add(Group.objects.get(name="inspector"))
+    t = time.perf_counter()
+    item = queue_next(user=user)
+    next_s = time.perf_counter() - t
+    assert item is not None and changed == n
+    vendor = __import__("django.db", fromlist=["connection"]).connection.vendor
+    rows = [
+        [f"{vendor}, {n:,} photos", f"{rerank_s:.2f}", f"{1000 * next_s:.0f}", f"{fill_s:.0f}"],
+        ["goal (issue 9)", f"< {RERANK_GOAL:.0f}", "", ""],
+    ]
+    Photo.objects.filter(inspection=inspection).delete()
+    return (
+        table(
+            "queue re-rank from cached scores",
+            ["", "re-rank s", "then queue_next ms", "(rows written in s)"],
+            rows,
+        ),
+        {"photos": n, "rerank_s": rerank_s, "next_ms": 1000 * next_s, "vendor": vendor},
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gave up waiting for {what}")
+        time.sleep(0.5)
+
+
+def bench_predict(args, work: Path, env: dict[str, str]) -> tuple[str, dict]:
+    import requests
+    from django.conf import settings
+    from django.contrib.auth.models import Group, User
+    from rest_framework.authtoken.models import Token
+
+    from inspection.models import DeployedModel, ModelVersion
+
+    art = seed_models(work / "predict-models")
+    name = "models/bench"
+    target = Path(settings.MEDIA_ROOT) / name
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(art, target)
+    for kind in ("classifier", "detector"):
+        version, _ = ModelVersion.objects.update_or_create(
+            name=f"{kind}-bench", defaults={"kind": kind, "artifact": name}
+        )
+        DeployedModel.objects.update_or_create(kind=kind, defaults={"version": version})
+    user = User.objects.filter(username="drone").first() or User.objects.create_user("drone")
+    user.groups.add(Group.objects.get(name="integration"))
+    token, _ = Token.objects.get_or_create(user=user)
+
+    port = _free_port()
+    logs = work / "logs"
+    logs.mkdir(exist_ok=True)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "inspection", "worker", "--queues",
+             "predict,default", "--pool", "prefork", "--concurrency", "1", "--without-mingle",
+             "--without-gossip", "--loglevel", "WARNING"],
+            cwd=ROOT, env=env, stdout=open(logs / "worker.log", "wb"), stderr=subprocess.STDOUT,
+            start_new_session=True,
+        ),
+        subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "inspection.wsgi:application", "--bind",
+             f"127.0.0.1:{port}", "--workers", "2", "--timeout", "120"],
+            cwd=ROOT, env=env, stdout=open(logs / "gunicorn.log", "wb"),
+            stderr=subprocess.STDOUT, start_new_session=True,
+        ),
+    ]  # fmt: skip
+    url = f"http://127.0.0.1:{port}/api/v1/predict"
+    headers = {"Authorization": f"Token {token.key}", "Content-Type": "image/jpeg"}
+    photos = seed_photos()
+    try:
+
+        def web_up() -> bool:
+            try:
+                return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).ok
+            except requests.RequestException:
+                return False
+
+        _wait(web_up, 120, "gunicorn")
+
+        def warm() -> bool:  # the worker loads the models on its first task
+            r = requests.post(url, data=photos[0].read_bytes(), headers=headers, timeout=120)
+            return r.status_code == 200
+
+        _wait(warm, 600, "a warm worker")
+        times, codes = [], []
+        for i in range(args.requests):
+            body = photos[i % len(photos)].read_bytes()
+            t = time.perf_counter()
+            r = requests.post(url, data=body, headers=headers, timeout=120)
+            times.append(time.perf_counter() - t)
+            codes.append(r.status_code)
+    finally:
+        for p in procs:
+            os.killpg(p.pid, signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+    ms = sorted(1000 * t for t in times)
+    p50 = statistics.median(ms)
+    p95 = ms[min(len(ms) - 1, int(round(0.95 * (len(ms) - 1))))]
+    ok = codes.count(200)
+    return (
+        table(
+            f"POST /api/v1/predict, raw JPEG body, {len(ms)} requests in a row, warm worker",
+            ["", "p50 ms", "p95 ms", "max ms", "200 answers"],
+            [
+                [
+                    "gunicorn x2 + prefork worker x1",
+                    f"{p50:.0f}",
+                    f"{p95:.0f}",
+                    f"{ms[-1]:.0f}",
+                    f"{ok}/{len(ms)}",
+                ]
+            ],
+        ),  # fmt: skip
+        {"p50_ms": p50, "p95_ms": p95, "max_ms": ms[-1], "ok": ok, "requests": len(ms)},
+    )
+
+
+def worker_env(var: Path) -> dict[str, str]:
+    """The environment of real web and worker processes: this data folder, not eager."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "inspection.settings",
+        "RUSTWATCH_VAR": str(var),
+        "CELERY_BROKER_URL": "filesystem://",
+        "PYTHONPATH": str(ROOT),
+        "RUSTWATCH_PREDICT_RATE": "1000000/min",
+        "LOG_LEVEL": "WARNING",
+    }
+    env.pop("CELERY_TASK_ALWAYS_EAGER", None)
+    return env
+
+
+def section_scoring(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="rustwatch-scoring-") as tmp:
+        ensure_keras_home()
+        text, _ = bench_scoring(args, Path(tmp))
+    print(text)
+    print("command: .venv/bin/python benchmarks/loop.py scoring")
+
+
+def section_rerank(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="rustwatch-rerank-") as tmp:
+        setup_django(Path(tmp), {})
+        text, _ = bench_rerank(args, Path(tmp))
+    print(text)
+    print(
+        f"command: .venv/bin/python benchmarks/loop.py rerank --rerank-photos {args.rerank_photos}"
+    )
+
+
+def section_predict(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="rustwatch-predict-") as tmp:
+        setup_django(Path(tmp), {})
+        text, _ = bench_predict(args, Path(tmp), worker_env(Path(tmp)))
+    print(text)
+    print(f"command: .venv/bin/python benchmarks/loop.py predict --requests {args.requests}")
+
+
+SECTIONS = {
+    "train": section_train,
+    "rss": section_rss,
+    "scoring": section_scoring,
+    "rerank": section_rerank,
+    "predict": section_predict,
+}
 
 
 def main() -> None:
@@ -224,6 +548,8 @@ def main() -> None:
     parser.add_argument("section", choices=sorted(SECTIONS))
     parser.add_argument("--config", default="", help="RUSTWATCH_TRAIN_CONFIG JSON")
     parser.add_argument("--photos", type=int, default=1000, help="rss: how many photos")
+    parser.add_argument("--rerank-photos", type=int, default=100_000, help="rerank: queue size")
+    parser.add_argument("--requests", type=int, default=50, help="predict: requests timed")
     args = parser.parse_args()
     SECTIONS[args.section](args)
 

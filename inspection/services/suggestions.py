@@ -9,8 +9,8 @@
   state suggested, score, version) in place of its older open suggestions.
   Human boxes, accepted and rejected suggestions are never touched (the one
   writer of suggestions is `services.boxes.add_suggestions`).
-- `edit_suggestion`: an inspector corrects a suggestion into a human box; the
-  suggestion is kept as rejected, linked to the box (`derived_from`).
+- A person corrects a suggestion with a box save whose new box names it
+  (`derived_from`, `services.boxes.save_boxes`): the suggestion is kept, rejected.
 - `suggestion_stats(version)`: the share of a version's suggestions accepted,
   edited and rejected: its precision in real use.
 """
@@ -25,30 +25,19 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
-from inspection.errors import InvalidBoxes, StaleEdit
-from inspection.models import Box, DeployedModel, ModelVersion, Photo, PhotoEvent, SuggestionState
+from inspection.models import Box, DeployedModel, ModelVersion, Photo, SuggestionState
 from inspection.selectors import UNLABELLED
-from inspection.services.boxes import add_suggestions, validate_boxes
-from inspection.services.history import (
-    actor_or_none,
-    box_state,
-    check_version,
-    photo_state,
-    record_event,
-)
-from inspection.services.voc_files import restoring_voc, write_photo_voc
+from inspection.services.boxes import add_suggestions
 from ml.active import detector_uncertainty, priority
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "PhotoPrediction",
-    "edit_suggestion",
     "photo_uploaded",
     "queue_priority",
     "rescore_unlabelled",
@@ -314,58 +303,6 @@ def mark_failed(photo_ids: Sequence[int], error: str) -> None:
 
 
 # --- people and suggestions ---------------------------------------------------------------------
-
-
-def edit_suggestion(
-    *,
-    box: Box,
-    coords: dict[str, Any],
-    user: AbstractBaseUser | None,
-    expected_version: int,
-) -> Photo:
-    """Correct a model suggestion into a human box (audited, versioned, XML rewritten).
-
-    The suggestion is kept as it was drawn, now rejected (not an annotation), and the
-    new human box points back at it: the version's "edited" count.
-    """
-    if box.source != Box.Source.MODEL:
-        raise InvalidBoxes(f"Box {box.pk} was drawn by a person; only suggestions are edited.")
-    photo = box.photo
-    expected = check_version(expected_version)
-    with restoring_voc(photo), transaction.atomic():
-        locked = Photo.objects.select_for_update().get(pk=photo.pk)
-        if expected != locked.version:
-            raise StaleEdit(
-                f"Photo {locked.pk} is at version {locked.version}, not {expected}: someone "
-                "else changed it. Reload to see their work, then edit again.",
-                current=photo_state(locked),
-            )
-        current = Box.objects.select_related("label").get(pk=box.pk)
-        item = validate_boxes(locked, [{"label": current.label.name, **coords}])[0]
-        before = box_state(current)
-        actor = actor_or_none(user)
-        human = Box.objects.create(
-            photo=locked,
-            source=Box.Source.HUMAN,
-            state=Box.State.ACCEPTED,
-            derived_from=current,
-            changed_by=actor,
-            **{k: item[k] for k in ("xmin", "ymin", "xmax", "ymax", "label", "difficult")},
-        )
-        current.state = Box.State.REJECTED
-        current.changed_by = actor
-        current.save(update_fields=["state", "changed_by", "changed_at"])
-        locked.version += 1
-        locked.save(update_fields=["version"])
-        record_event(
-            photo=locked,
-            action=PhotoEvent.Action.SUGGESTION,
-            user=user,
-            before={"box": before},
-            after={"box": box_state(current), "review": "edit", "edited_into": box_state(human)},
-        )
-        write_photo_voc(locked)
-    return locked
 
 
 def suggestion_stats(version: ModelVersion | str) -> dict[str, Any]:
