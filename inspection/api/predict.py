@@ -27,6 +27,7 @@ from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import APIView
 
 from inspection.api.permissions import IsIntegration
+from inspection.api.schema import ErrorSerializer, errors
 from inspection.models import Inspection, Job, Role
 from inspection.roles import has_role
 from inspection.services.photos import read_upload
@@ -156,11 +157,11 @@ UPLOAD_SCHEMA = {
 RESPONSES = {
     200: PredictJobOutputSerializer,
     202: OpenApiResponse(PredictJobOutputSerializer, description="Still running: poll `url`."),
-    400: OpenApiResponse(description="Not a readable image, or bad options."),
-    413: OpenApiResponse(description="Too many bytes or pixels."),
-    415: OpenApiResponse(description="Not a JPEG, PNG or WebP image."),
-    429: OpenApiResponse(description="Too many requests: see Retry-After."),
-    503: OpenApiResponse(description="No model deployed, or the prediction failed."),
+    400: OpenApiResponse(ErrorSerializer, description="Not a readable image, or bad options."),
+    413: OpenApiResponse(ErrorSerializer, description="Too many bytes or pixels."),
+    415: OpenApiResponse(ErrorSerializer, description="Not a JPEG, PNG or WebP image."),
+    429: OpenApiResponse(ErrorSerializer, description="Too many requests: see Retry-After."),
+    503: OpenApiResponse(ErrorSerializer, description="No model deployed, or it failed."),
 }
 OPTIONS = [
     OpenApiParameter("store", OpenApiTypes.BOOL, required=False),
@@ -237,7 +238,7 @@ class PredictJobView(APIView):
     @extend_schema(
         summary="A prediction's answer",
         description="The one who asked, or a supervisor. `state` says whether it is done.",
-        responses={200: PredictJobOutputSerializer, 404: OpenApiResponse(description="No job.")},
+        responses={200: PredictJobOutputSerializer, **errors(404)},
     )
     def get(self, request: Request, job_id: int) -> Response:
         job = get_object_or_404(Job, pk=job_id, kind=Job.Kind.PREDICT)

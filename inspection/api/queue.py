@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from inspection import selectors
 from inspection.api.permissions import IsInspector
+from inspection.api.schema import errors
 from inspection.api.serializers import PhotoSerializer
 from inspection.models import Photo
 from inspection.services.queue import QueueItem, queue_candidates, queue_next, queue_skip
@@ -95,7 +96,7 @@ class QueueSkipView(APIView):
             "again for `RUSTWATCH_QUEUE_SKIP_S` seconds) and answers like `next`."
         ),
         request=None,
-        responses={200: QueueNextOutputSerializer},
+        responses={200: QueueNextOutputSerializer, **errors(404)},
     )
     def post(self, request: Request, photo_id: int) -> Response:
         photo = get_object_or_404(Photo, pk=photo_id)

@@ -69,7 +69,7 @@ def test_upload_is_scored_by_the_deployed_models(
 
 
 def test_rescoring_replaces_open_suggestions_and_never_touches_peoples_boxes(
-    inspection, tmp_path, deploy_tiny_models, inspector
+    inspection, tmp_path, deploy_tiny_models, supervisor
 ):
     from inspection.services.boxes import add_suggestions, review_suggestion, save_boxes
     from inspection.services.suggestions import score_photos
@@ -79,7 +79,7 @@ def test_rescoring_replaces_open_suggestions_and_never_touches_peoples_boxes(
     photo = save_boxes(
         photo=photo,
         boxes=[{"xmin": 1, "ymin": 2, "xmax": 20, "ymax": 30}],
-        user=inspector,
+        user=supervisor,
         expected_version=photo.version,
     )
     human = photo.boxes.get(source="human")
@@ -93,8 +93,8 @@ def test_rescoring_replaces_open_suggestions_and_never_touches_peoples_boxes(
         model_version="detector-old",
     )
     accepted, rejected, stale = photo.boxes.filter(source="model").order_by("id")
-    photo = review_suggestion(box=accepted, action="accept", user=inspector)
-    photo = review_suggestion(box=rejected, action="reject", user=inspector)
+    photo = review_suggestion(box=accepted, action="accept", user=supervisor)
+    photo = review_suggestion(box=rejected, action="reject", user=supervisor)
     xml_before = voc_path(photo).read_bytes()
     kept_before = {
         b.pk: (b.xmin, b.ymin, b.xmax, b.ymax, b.state, b.source, b.model_version)
