@@ -57,7 +57,8 @@ def gunicorn_url(tmp_path, settings):
     log = open(tmp_path / "gunicorn.log", "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "inspection.wsgi:application",
-         "--bind", f"127.0.0.1:{port}", "--workers", "4", "--timeout", "60"],
+         "--bind", f"127.0.0.1:{port}", "--workers", "4", "--timeout", "60",
+         "--graceful-timeout", "2"],
         cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
