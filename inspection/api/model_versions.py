@@ -12,7 +12,7 @@ import re
 from django.core.files.storage import default_storage
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound, ParseError
 from rest_framework.request import Request
@@ -24,12 +24,27 @@ from inspection.api.permissions import IsInspector, IsSupervisor
 from inspection.api.schema import errors
 from inspection.models import Deployment, ModelKind, ModelVersion
 from inspection.services.registry import deploy_version, deployed_versions, rollback
+from inspection.services.suggestions import suggestion_stats
 
 PLOT_NAME = re.compile(r"^[a-z_]+\.png$")
 
 
+class SuggestionStatsSerializer(serializers.Serializer):
+    """What people did with the version's suggestions (`services.suggestions.suggestion_stats`)."""
+
+    open = serializers.IntegerField()
+    accepted = serializers.IntegerField()
+    edited = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+    reviewed = serializers.IntegerField()
+    accepted_share = serializers.FloatField(allow_null=True)
+    edited_share = serializers.FloatField(allow_null=True)
+    rejected_share = serializers.FloatField(allow_null=True)
+
+
 class ModelVersionSerializer(serializers.ModelSerializer):
     deployed = serializers.SerializerMethodField()
+    suggestions = serializers.SerializerMethodField()
     run_id = serializers.IntegerField(source="run.id", default=None)
     snapshot_id = serializers.IntegerField(source="snapshot.id", default=None)
     plots = serializers.SerializerMethodField()
@@ -48,9 +63,15 @@ class ModelVersionSerializer(serializers.ModelSerializer):
             "gate_report",
             "deployed",
             "plots",
+            "suggestions",
             "created_at",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(SuggestionStatsSerializer)
+    def get_suggestions(self, version: ModelVersion) -> dict:
+        """The model's precision in real use, beside its validation metrics."""
+        return SuggestionStatsSerializer(suggestion_stats(version)).data
 
     def get_deployed(self, version: ModelVersion) -> bool:
         deployed = self.context.get("deployed", {})

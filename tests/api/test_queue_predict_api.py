@@ -156,3 +156,22 @@ def test_prediction_jobs_are_private(client_for, integration_user, supervisor):
     other = make_user("drone2", "integration")
     assert client_for(other).get(f"/api/v1/predict/jobs/{job.pk}/").status_code == 403
     assert client_for(other).get("/api/v1/predict/jobs/999999/").status_code == 404
+
+
+def test_model_versions_show_what_people_did_with_their_suggestions(
+    client_for, inspector, supervisor, inspection
+):
+    from inspection.models import ModelVersion
+    from inspection.services.boxes import add_suggestions, review_suggestion
+
+    version = ModelVersion.objects.create(kind="detector", name="detector-7", artifact="models/x")
+    (photo,) = add_photos(inspection, 1)
+    photo = add_suggestions(
+        photo=photo,
+        boxes=[{"xmin": 1, "ymin": 1, "xmax": 9, "ymax": 9, "score": 0.6} for _ in range(2)],
+        model_version="detector-7",
+    )
+    review_suggestion(box=photo.boxes.first(), action="reject", user=supervisor)
+    body = client_for(inspector).get(f"/api/v1/models/{version.pk}/").json()
+    assert body["suggestions"]["rejected"] == 1 and body["suggestions"]["open"] == 1
+    assert body["suggestions"]["rejected_share"] == 1.0
