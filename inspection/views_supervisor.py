@@ -43,6 +43,7 @@ from inspection.services.history import check_version, photo_state
 from inspection.services.jobs import cancel_job
 from inspection.services.registry import deploy_version, deployed_versions, rollback
 from inspection.services.review import COORDS, approve_photo, correct_suggestion
+from inspection.services.suggestions import suggestion_stats
 from inspection.services.training import start_run
 from inspection.views import role_required
 
@@ -309,15 +310,6 @@ def metric_rows(kind: str, metrics: dict, deployed: dict | None) -> list[dict[st
     return rows
 
 
-def _acceptance(version: ModelVersion) -> dict[str, Any] | None:
-    """What people did with the version's suggestions (the serving side's selector)."""
-    try:
-        from inspection.services.suggestions import suggestion_stats
-    except ImportError:  # the serving side is not on this build yet: the page says so
-        return None
-    return suggestion_stats(version)
-
-
 def _deployed() -> dict[str, ModelVersion]:
     """The deployed version per kind."""
     return deployed_versions()
@@ -412,7 +404,7 @@ def model_version(request: HttpRequest, pk: int) -> HttpResponse:
             "gate_checks": (version.gate_report or {}).get("checks", []),
             "plots": _plots(version),
             "charts": _version_charts(version),
-            "acceptance": _acceptance(version),
+            "acceptance": suggestion_stats(version),
             "deployments": sup.deployment_history(kind=version.kind, limit=10),
             **CAN,
         },

@@ -311,7 +311,6 @@ def test_deploy_and_rollback_refusals_are_messages(version, supervisor):
 
 
 def test_version_page_shows_the_share_of_its_suggestions_people_accepted(photo, supervisor):
-    pytest.importorskip("inspection.services.suggestions", reason="the serving side's stats")
     detector = ModelVersion.objects.create(kind="detector", name="det-1", artifact="models/det-1")
     keep, drop, _open = (
         add_suggestion(photo, xmin=10 + 30 * i, xmax=30 + 30 * i) for i in range(3)
@@ -344,6 +343,9 @@ def test_correct_through_the_page_makes_a_persons_box_and_refuses_bad_coordinate
     human = Box.objects.get(derived_from=suggested)
     assert suggested.state == Box.State.REJECTED
     assert (human.source, human.xmin, human.ymax, human.changed_by) == ("human", 12, 44, supervisor)
+    from inspection.services.suggestions import suggestion_stats
+
+    assert suggestion_stats("det-1")["edited"] == 1  # the model's record counts the correction
     r = c.post(
         url,
         {"action": "edit", "version": 2, "xmin": 1, "ymin": 1, "xmax": 9, "ymax": 9},
