@@ -234,6 +234,9 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A prefork child imports TensorFlow and loads the deployed models before it reports
+# "up" (inspection/tasks/scoring.py); Celery's 4 s default killed children on a busy CPU.
+CELERY_WORKER_PROC_ALIVE_TIMEOUT = env_int("RUSTWATCH_WORKER_START_TIMEOUT", 120)
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {

@@ -111,7 +111,9 @@ def _move_pointer(
             actor=user if user is not None and user.pk else None,
             reason=reason,
         )
-        transaction.on_commit(lambda: rescore_after_deploy(version.kind))
+        # robust: the pointer has moved; a failure to queue the re-scoring is logged, it
+        # does not undo or fail the deploy (or the training run that made it)
+        transaction.on_commit(lambda: rescore_after_deploy(version.kind), robust=True)
     log.info("%s %s: %s -> %s (%s)", action, version.kind, previous, version, reason)
     return deployment
 
