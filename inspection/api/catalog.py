@@ -7,20 +7,20 @@ lost). Names in use are a 409 from the service.
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
-from rest_framework.exceptions import ParseError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from inspection import selectors
 from inspection.api.base import (
+    MAX_ID,
     InputSerializer,
     ObjectId,
     Pagination,
+    QuerySerializer,
     RolePermissionsMixin,
     Text,
-    positive_id,
     validated,
 )
 from inspection.api.permissions import IsInspector, IsSupervisor
@@ -57,6 +57,8 @@ class AssetSerializer(serializers.ModelSerializer):
 
 
 class AssetCreateSerializer(InputSerializer):
+    """A new asset; a name in use is a 409 from the service."""
+
     name = Text(max_length=200)
     kind = serializers.ChoiceField(choices=Asset.Kind.choices, default=Asset.Kind.OTHER)
     description = Text(required=False, allow_blank=True, default="")
@@ -107,6 +109,8 @@ class InspectionSerializer(serializers.ModelSerializer):
 
 
 class InspectionCreateSerializer(InputSerializer):
+    """A new inspection of an asset; the name is unique per asset (409)."""
+
     asset = ObjectId(Asset.objects.all())
     name = Text(max_length=200)
     date = serializers.DateField(required=False, allow_null=True, default=None)
@@ -119,6 +123,14 @@ class InspectionUpdateSerializer(_PatchSerializer):
     name = Text(max_length=200, required=False)
     date = serializers.DateField(required=False, allow_null=True)
     notes = Text(required=False, allow_blank=True)
+
+
+class InspectionFilterSerializer(QuerySerializer):
+    """Query parameters of the inspection list."""
+
+    asset = serializers.IntegerField(
+        min_value=1, max_value=MAX_ID, required=False, help_text="Only this asset's inspections."
+    )
 
 
 # --- Views -------------------------------------------------------------------
@@ -186,7 +198,7 @@ class AssetViewSet(
     list=extend_schema(
         summary="List inspections",
         description="Any role. Newest first.",
-        parameters=[OpenApiParameter("asset", int, description="Only this asset's inspections")],
+        parameters=[InspectionFilterSerializer],
     ),
     retrieve=extend_schema(summary="One inspection", description="Any role."),
     create=extend_schema(
@@ -228,11 +240,10 @@ class InspectionViewSet(
     }
 
     def get_queryset(self):
-        asset = self.request.query_params.get("asset") if self.action == "list" else None
-        asset_id = positive_id(asset) if asset is not None else None
-        if asset is not None and asset_id is None:
-            raise ParseError(f"asset must be an asset id; got {asset!r}.")
-        return selectors.inspection_list(asset_id=asset_id)
+        if self.action != "list":
+            return selectors.inspection_list()
+        query = validated(InspectionFilterSerializer, self.request.query_params)
+        return selectors.inspection_list(asset_id=query.get("asset"))
 
     def create(self, request: Request) -> Response:
         data = validated(InspectionCreateSerializer, request.data)

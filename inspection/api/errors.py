@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
 from rest_framework import status
 from rest_framework.exceptions import APIException
 from rest_framework.response import Response
@@ -38,6 +40,18 @@ def _first_message(data: Any) -> str | None:
     return None
 
 
+def _code(exc: Exception) -> str:
+    """The machine-readable code of an error DRF answered (Django's Http404 included)."""
+    if isinstance(exc, APIException):
+        codes = exc.get_codes()
+        return codes if isinstance(codes, str) else "error"
+    if isinstance(exc, Http404):
+        return "not_found"
+    if isinstance(exc, DjangoPermissionDenied):
+        return "permission_denied"
+    return "error"
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, DomainError):
         body = {"detail": exc.message, "code": exc.code, **exc.extra}
@@ -52,7 +66,6 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         if isinstance(data, list) or "detail" not in data:
             summary = _first_message(data) or "The request is not valid."
             response.data = {"detail": summary, "code": "invalid", "errors": data}
-        elif isinstance(exc, APIException) and "code" not in data:
-            codes = exc.get_codes()
-            response.data = {**data, "code": codes if isinstance(codes, str) else "error"}
+        elif "code" not in data:
+            response.data = {**data, "code": _code(exc)}
     return response

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.http import FileResponse, Http404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -27,6 +27,7 @@ from inspection.api.base import (
     InputSerializer,
     ObjectId,
     Pagination,
+    QuerySerializer,
     RolePermissionsMixin,
     parse_version,
     validated,
@@ -50,7 +51,7 @@ log = logging.getLogger(__name__)
 # --- Serializers -------------------------------------------------------------
 
 
-class PhotoFilterSerializer(serializers.Serializer):
+class PhotoFilterSerializer(QuerySerializer):
     """Query parameters of the photo list; a bad value is a 400 naming it."""
 
     inspection = serializers.IntegerField(max_value=MAX_ID, required=False, min_value=1)
@@ -66,10 +67,20 @@ class PhotoFilterSerializer(serializers.Serializer):
     )
 
 
+@extend_schema_field(
+    {"type": "array", "items": {"type": "string", "format": "binary"}, "minItems": 1}
+)
+class _Files(serializers.ListField):
+    """One or more files of one multipart field."""
+
+    child = serializers.FileField(allow_empty_file=True, use_url=False)
+
+
 class UploadInputSerializer(InputSerializer):
-    inspection = ObjectId(Inspection.objects.all())
-    files = serializers.ListField(
-        child=serializers.FileField(allow_empty_file=True, use_url=False),
+    """Photos to store in an inspection (multipart)."""
+
+    inspection = ObjectId(Inspection.objects.all(), help_text="The inspection's id.")
+    files = _Files(
         allow_empty=False,
         help_text="One or more JPEG, PNG or WebP photos (multipart field `files`).",
     )
@@ -145,6 +156,8 @@ class BoxesInputSerializer(InputSerializer):
 
 
 class VerdictInputSerializer(InputSerializer):
+    """A photo's verdict, with the version the client saw."""
+
     verdict = serializers.ChoiceField(choices=Verdict.choices)
     version = serializers.IntegerField(
         max_value=MAX_ID,

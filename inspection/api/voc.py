@@ -26,7 +26,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from inspection.api.base import MAX_ID, InputSerializer, Text, validated
+from inspection.api.base import MAX_ID, InputSerializer, QuerySerializer, Text, validated
 from inspection.api.permissions import IsInspector, IsSupervisor
 from inspection.api.schema import errors
 from inspection.errors import TooLarge
@@ -43,6 +43,8 @@ FORMAT_HELP = (
 
 
 class ImportInputSerializer(InputSerializer):
+    """A dataset zip and where its photos go (multipart)."""
+
     file = serializers.FileField(help_text="A zip of images and their annotations.")
     format = serializers.ChoiceField(choices=FORMATS, default="voc", help_text=FORMAT_HELP)
     inspection = serializers.IntegerField(
@@ -82,8 +84,8 @@ class ImportReportSerializer(serializers.Serializer):
     inspection_id = serializers.IntegerField(allow_null=True)
 
 
-class ExportQuerySerializer(serializers.Serializer):
-    """Query parameters of an export (text, as every query string is)."""
+class ExportQuerySerializer(QuerySerializer):
+    """Query parameters of an export."""
 
     inspection = serializers.IntegerField(max_value=MAX_ID, required=False, min_value=1)
     asset = serializers.IntegerField(max_value=MAX_ID, required=False, min_value=1)

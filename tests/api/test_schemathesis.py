@@ -1,0 +1,144 @@
+"""The API keeps its published contract: schemathesis over every operation, for each role.
+
+Schemathesis (the engine behind `schemathesis run`) reads /api/v1/schema/ from a
+live server of the app (pytest-django's live_server), and sends examples,
+boundary cases (coverage), random valid and invalid requests (fuzzing) and
+chains of calls (stateful),
+with all its checks enabled (`--checks all`). The run's token is renewed by
+the auth provider whenever a call revoked it (DELETE /tokens/..., rotation),
+so every request carries a valid credential of the role under test.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import pytest
+import schemathesis
+from schemathesis.config import SchemathesisConfig
+from schemathesis.engine import Status, events
+
+from tests.api.conftest import add_suggestion, ingest
+from tests.conftest import make_user
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.schemathesis]
+
+MAX_EXAMPLES = 8  # per operation and phase: enough to reach every status, bounded in time
+SEED = 20261202
+
+
+@dataclass
+class RunSummary:
+    """What one schemathesis run did: operations, cases and failures per check."""
+
+    role: str
+    operations: set[str] = field(default_factory=set)
+    cases: int = 0
+    failures: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    checks: Counter = field(default_factory=Counter)
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        return (
+            f"{self.role}: {len(self.operations)} operations, {self.cases} cases, "
+            f"{sum(self.checks.values())} checks, {len(self.failures)} failures, "
+            f"{len(self.errors)} errors, {self.seconds:.1f} s"
+        )
+
+
+def _world(role_user):
+    """Rows for the run to find: an asset, an inspection, photos with boxes and suggestions."""
+    from inspection.models import Asset, Inspection
+
+    asset = Asset.objects.create(name="Hull 7", kind="hull")
+    inspection = Inspection.objects.create(asset=asset, name="Dry dock", created_by=role_user)
+    own = ingest(inspection, role_user, name="own.jpg", seed=11)
+    other = ingest(inspection, None, name="other.jpg", seed=12)
+    for photo in (own, other):
+        add_suggestion(photo)
+
+
+def _token_auth(schema, user):
+    """Send `user`'s API token; make a new one when a call revoked it."""
+    from rest_framework.authtoken.models import Token
+
+    @schema.auth(refresh_interval=None)
+    class TokenAuth:
+        def get(self, case, ctx):
+            token = Token.objects.filter(user=user).first() or Token.objects.create(user=user)
+            return token.key
+
+        def set(self, case, data, ctx):
+            case.headers = {**(case.headers or {}), "Authorization": f"Token {data}"}
+
+    return TokenAuth
+
+
+def run_schemathesis(base_url: str, role: str, user) -> RunSummary:
+    config = SchemathesisConfig.from_dict(
+        {
+            "seed": SEED,
+            "cache": {"enabled": False},  # no state between runs: the same seed, the same run
+            "workers": 1,
+            "checks": {"enabled": True},
+            "generation": {"max-examples": MAX_EXAMPLES, "database": "none", "mode": "all"},
+            "phases": {"stateful": {"max-steps": 6}},
+            "operations": [
+                {
+                    # A schema can say "binary", not "a decodable JPEG" or "a VOC zip":
+                    # random bytes are refused with the file's own 400/413/415.
+                    "include-path": ["/api/v1/photos/upload/", "/api/v1/import/"],
+                    "checks": {
+                        "positive_data_acceptance": {
+                            "expected-statuses": ["2xx", 400, 401, 403, 404, 409, 413, 415]
+                        }
+                    },
+                }
+            ],
+        }
+    )
+    schema = schemathesis.openapi.from_url(f"{base_url}/api/v1/schema/", config=config)
+    _token_auth(schema, user)
+    summary = RunSummary(role)
+    start = time.monotonic()
+    for event in schemathesis.engine.from_schema(schema).execute():
+        if isinstance(event, events.ScenarioFinished | events.FuzzScenarioFinished):
+            recorder = event.recorder
+            summary.cases += len(recorder.cases)
+            for node in recorder.cases.values():
+                summary.operations.add(node.value.operation.label)
+            for case_id, checks in recorder.checks.items():
+                for check in checks:
+                    summary.checks[check.name] += 1
+                    if check.status == Status.FAILURE:
+                        case = recorder.cases[case_id].value
+                        failure = check.failure_info.failure
+                        summary.failures.append(
+                            f"{check.name}: {case.operation.label}: {failure.title}: "
+                            f"{failure.message}\n    {check.failure_info.code_sample}"
+                        )
+        elif isinstance(event, events.NonFatalError):
+            summary.errors.append(f"{event.label}: {event.info.format()}")
+        elif isinstance(event, events.FatalError):
+            summary.errors.append(f"fatal: {event.exception!r}")
+    summary.seconds = time.monotonic() - start
+    return summary
+
+
+@pytest.mark.parametrize("role", ["integration", "inspector", "supervisor"])
+def test_every_operation_keeps_the_schema(role, live_server, capsys):
+    logging.getLogger("django.request").setLevel(logging.CRITICAL)
+    user = make_user(f"st-{role}", role)
+    _world(user)
+    summary = run_schemathesis(live_server.url, role, user)
+    with capsys.disabled():
+        print("\nschemathesis", summary.line())
+        for text in sorted(set(summary.failures)):
+            print(text)
+    assert not summary.errors, "\n".join(summary.errors)
+    assert not summary.failures, "\n".join(sorted(set(summary.failures))[:40])
+    assert len(summary.operations) >= 20, summary.operations
