@@ -8,14 +8,18 @@ service, so its files go too.
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from inspection.models import Asset, Box, Inspection, Label, Photo, PhotoEvent
+from inspection.errors import DomainError
+from inspection.models import ApiToken, Asset, Box, Inspection, Label, Photo, PhotoEvent
 from inspection.services.photos import delete_photo
+from inspection.services.tokens import check_token_request, issue_token, revoke_token
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -289,3 +293,77 @@ class PhotoEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
+
+
+class ApiTokenAddForm(forms.ModelForm):
+    """A new token: for whom, its name, how long it lives (the key is shown once)."""
+
+    expires_in_days = forms.IntegerField(
+        min_value=1, initial=settings.RUSTWATCH_TOKEN_DAYS, help_text="Days until it stops working."
+    )
+
+    class Meta:
+        model = ApiToken
+        fields = ["user", "name"]
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("user") is not None and not self.errors:
+            try:
+                check_token_request(
+                    user=data["user"],
+                    name=data.get("name"),
+                    expires_in_days=data.get("expires_in_days"),
+                )
+            except DomainError as exc:
+                raise forms.ValidationError(exc.message) from exc
+        return data
+
+    def validate_unique(self) -> None:
+        """The service refuses a name in use, with a message (see clean)."""
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Hashed API tokens: issue (key shown once), see, revoke (delete); never edit or read a key."""
+
+    list_display = ["name", "user", "token_key", "created", "expiry", "issued_by"]
+    list_filter = ["created"]
+    search_fields = ["name", "token_key", "user__username"]
+    list_select_related = ["user", "issued_by"]
+    readonly_fields = ["name", "user", "token_key", "created", "expiry", "issued_by"]
+    exclude = ["digest"]
+    raw_id_fields = ["user"]
+
+    def get_form(self, request: HttpRequest, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = ApiTokenAddForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None) -> list[str]:
+        return self.readonly_fields if obj is not None else []
+
+    def get_fields(self, request: HttpRequest, obj=None) -> list[str]:
+        return self.readonly_fields if obj is not None else ["user", "name", "expires_in_days"]
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return obj is None and super().has_change_permission(request, obj)
+
+    def save_model(self, request: HttpRequest, obj: ApiToken, form, change: bool) -> None:
+        token, key = issue_token(
+            user=form.cleaned_data["user"],
+            issued_by=request.user,
+            name=form.cleaned_data["name"],
+            expires_in_days=form.cleaned_data["expires_in_days"],
+        )
+        for f in ApiToken._meta.concrete_fields:
+            setattr(obj, f.attname, getattr(token, f.attname))
+        obj._state.adding = False
+        self.message_user(
+            request,
+            f"The key of {token.name!r}, shown this once (only its hash is stored): {key}",
+            messages.WARNING,
+        )
+
+    def delete_model(self, request: HttpRequest, obj: ApiToken) -> None:
+        revoke_token(token=obj, revoked_by=request.user)

@@ -14,6 +14,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
+from knox.models import AbstractAuthToken
+from knox.settings import CONSTANTS
 
 # An inspection date before this, or more than a year ahead, is a typing slip (year 6).
 EARLIEST_INSPECTION_DATE = dt.date(1900, 1, 1)
@@ -505,3 +507,28 @@ class QueueSkip(models.Model):
 
     def __str__(self) -> str:
         return f"photo {self.photo_id} skipped by user {self.user_id}"
+
+
+class ApiToken(AbstractAuthToken):
+    """An API credential (django-rest-knox): only the key's SHA-512 digest is stored.
+
+    A user (an integration: a drone, a robot) may hold several, each named, each
+    with an expiry; revoking one leaves the others working. `token_key` is the
+    key's first characters, to find the row and to show which key it is.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    digest = models.CharField(max_length=CONSTANTS.DIGEST_LENGTH, unique=True)
+    name = models.CharField(max_length=100)
+    issued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["user_id", "-created", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "name"], name="api_token_name_unique_per_user")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.token_key}…) of user {self.user_id}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -107,7 +108,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",  # hashed API tokens; the model is inspection.ApiToken
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI / Redoc assets served locally (no CDN)
     "django_celery_beat",
@@ -321,9 +322,21 @@ CACHES = {
 }
 
 # --- API ---------------------------------------------------------------------
+# API tokens (django-rest-knox): only a SHA-512 digest is stored; "Authorization:
+# Token rw_..." as before. A token lives RUSTWATCH_TOKEN_DAYS unless its issuer
+# says otherwise (at most RUSTWATCH_TOKEN_MAX_DAYS).
+KNOX_TOKEN_MODEL = "inspection.ApiToken"
+RUSTWATCH_TOKEN_DAYS = env_int("RUSTWATCH_TOKEN_DAYS", 90)
+RUSTWATCH_TOKEN_MAX_DAYS = env_int("RUSTWATCH_TOKEN_MAX_DAYS", 730)
+REST_KNOX = {
+    "TOKEN_MODEL": KNOX_TOKEN_MODEL,
+    "TOKEN_TTL": timedelta(days=RUSTWATCH_TOKEN_DAYS),
+    "TOKEN_PREFIX": "rw_",  # recognisable to secret scanners
+    "AUTH_HEADER_PREFIX": "Token",
+}
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "knox.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

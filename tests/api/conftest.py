@@ -65,15 +65,16 @@ def photo(inspection, inspector) -> Photo:
 
 @pytest.fixture
 def token_client(db):
-    """token_client(user) -> an APIClient sending that user's real API token (None: anonymous)."""
-    from rest_framework.authtoken.models import Token
+    """token_client(user) -> an APIClient sending a real API token of `user` (None: anonymous)."""
     from rest_framework.test import APIClient
+
+    from inspection.models import ApiToken
 
     def make(user):
         c = APIClient()
         if user is not None:
-            token, _ = Token.objects.get_or_create(user=user)
-            c.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+            _, key = ApiToken.objects.create(user=user, name=f"client {ApiToken.objects.count()}")
+            c.credentials(HTTP_AUTHORIZATION=f"Token {key}")
         return c
 
     return make

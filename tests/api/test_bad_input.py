@@ -388,8 +388,13 @@ def test_token_for_user_without_role_is_400(sam, nobody):
 
 
 def test_revoke_missing_token_is_404(sam, integration_user):
-    assert_error(sam.delete(f"/api/v1/tokens/{integration_user.pk}/"), 404, "no token")
+    assert_error(sam.delete("/api/v1/tokens/999/"), 404, "no api token with id 999")
 
 
-def test_own_token_missing_is_404(client_for, inspector):
-    assert_error(client_for(inspector).get("/api/v1/tokens/me/"), 404, "POST")
+def test_token_with_a_bad_lifetime_is_400(client_for, inspector):
+    r = client_for(inspector).post("/api/v1/tokens/me/", {"expires_in_days": 0}, format="json")
+    assert_error(r, 400, "expires_in_days")
+
+
+def test_no_tokens_yet_is_an_empty_list(client_for, inspector):
+    assert client_for(inspector).get("/api/v1/tokens/me/").json() == []

@@ -7,8 +7,10 @@ import json
 import zipfile
 
 import pytest
+from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
+from django.utils.dateparse import parse_datetime
 
 from inspection.models import Asset, Box, Inspection, Photo
 from tests.api.conftest import ingest, labelimg_zip, voc_zip
@@ -50,18 +52,40 @@ def test_supervisor_issues_token_the_drone_uploads_with_it(
 ):
     from rest_framework.test import APIClient
 
+    from inspection.models import ApiToken
+
+    def client(key: str) -> APIClient:
+        c = APIClient()
+        c.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+        return c
+
     sam = client_for(supervisor)
-    r = sam.post("/api/v1/tokens/", {"username": "drone"}, format="json")
-    assert r.status_code == 201
-    key = r.json()["key"]
-    assert r.json()["role"] == "integration"
+    r = sam.post("/api/v1/tokens/", {"username": "drone", "name": "drone 7"}, format="json")
+    assert r.status_code == 201, r.content
+    issued = r.json()
+    key = issued["key"]
+    assert (issued["role"], issued["name"], issued["issued_by"]) == (
+        "integration",
+        "drone 7",
+        "sam",
+    )
+    assert key.startswith("rw_") and issued["key_prefix"] == key[:15]
+    lifetime = parse_datetime(issued["expiry"]) - parse_datetime(issued["created"])
+    assert abs(lifetime.total_seconds() - settings.RUSTWATCH_TOKEN_DAYS * 86400) < 60
+
+    # Only a digest is stored: the key is in no column of the row.
+    row = ApiToken.objects.get()
+    assert key not in [str(getattr(row, f.attname)) for f in ApiToken._meta.concrete_fields]
 
     listed = sam.get("/api/v1/tokens/").json()
-    assert [(t["user"], t["key_prefix"]) for t in listed] == [("drone", key[:6])]
+    assert [(t["user"], t["name"], t["key_prefix"]) for t in listed] == [
+        ("drone", "drone 7", key[:15])
+    ]
     assert "key" not in listed[0]
+    r = sam.post("/api/v1/tokens/", {"username": "drone", "name": "drone 7"}, format="json")
+    assert r.status_code == 409 and "drone 7" in r.json()["detail"]
 
-    drone = APIClient()
-    drone.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    drone = client(key)
     f = SimpleUploadedFile("frame.jpg", jpeg_bytes(40, 30))
     r = drone.post(
         "/api/v1/photos/upload/", {"inspection": inspection.pk, "files": [f]}, format="multipart"
@@ -69,16 +93,25 @@ def test_supervisor_issues_token_the_drone_uploads_with_it(
     assert r.status_code == 201
     assert Photo.objects.get().uploaded_by == integration_user
 
-    # The drone rotates its own key: the old one stops working at once.
-    r = drone.post("/api/v1/tokens/me/")
+    # A second, named key with its own expiry: both work, the list shows no key.
+    r = drone.post("/api/v1/tokens/me/", {"name": "spare", "expires_in_days": 7}, format="json")
     assert r.status_code == 201 and r.json()["key"] != key
-    assert drone.get("/api/v1/tokens/me/").status_code == 401
-    fresh = APIClient()
-    fresh.credentials(HTTP_AUTHORIZATION=f"Token {r.json()['key']}")
-    assert fresh.get("/api/v1/tokens/me/").json()["user"] == "drone"
+    spare = client(r.json()["key"])
+    mine = spare.get("/api/v1/tokens/me/").json()
+    assert sorted(t["name"] for t in mine) == ["drone 7", "spare"]
+    assert all("key" not in t for t in mine)
 
-    assert sam.delete(f"/api/v1/tokens/{integration_user.pk}/").status_code == 204
-    assert fresh.get("/api/v1/photos/").status_code == 401
+    # The drone revokes its first key: that one stops at once, the spare works.
+    first = next(t["id"] for t in mine if t["name"] == "drone 7")
+    assert spare.delete(f"/api/v1/tokens/me/{first}/").status_code == 204
+    assert drone.get("/api/v1/tokens/me/").status_code == 401
+    assert [t["name"] for t in spare.get("/api/v1/tokens/me/").json()] == ["spare"]
+
+    # A supervisor revokes the spare by its id.
+    spare_id = ApiToken.objects.get(name="spare").pk
+    assert sam.delete(f"/api/v1/tokens/{spare_id}/").status_code == 204
+    assert spare.get("/api/v1/photos/").status_code == 401
+    assert sam.delete(f"/api/v1/tokens/{spare_id}/").status_code == 404
 
 
 def test_import_zip_then_export_round_trip(client_for, supervisor, inspection):

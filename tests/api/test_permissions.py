@@ -8,7 +8,7 @@ box), not only each URL, and a refused request must change nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -33,6 +33,8 @@ class World:
     empty_asset: Any  # no inspections: deletable
     empty_inspection: Any  # no photos: deletable
     other_accepted: Any = None  # a model box on other_photo a supervisor accepted
+    tokens: dict[str, Any] = field(default_factory=dict)  # a spare token per user
+    own_token: Any = None  # the caller's spare token
 
 
 def own_reviewer(ok: int = 200) -> dict[str, int]:
@@ -275,12 +277,27 @@ MATRIX: list[tuple[Any, ...]] = [
     (
         "tokens-revoke",
         "delete",
-        lambda w: f"/api/v1/tokens/{w.users['integration'].pk}/",
+        lambda w: f"/api/v1/tokens/{w.tokens['integration'].pk}/",
         None,
         supervisor_only(204),
     ),
-    ("token-me-get", "get", lambda w: "/api/v1/tokens/me/", None, read()),
-    ("token-me-rotate", "post", lambda w: "/api/v1/tokens/me/", None, read(201)),
+    ("token-me-list", "get", lambda w: "/api/v1/tokens/me/", None, read()),
+    ("token-me-create", "post", lambda w: "/api/v1/tokens/me/", None, read(201)),
+    # the caller's own second token; someone else's is a 404 for anyone but its owner
+    (
+        "token-me-revoke",
+        "delete",
+        lambda w: f"/api/v1/tokens/me/{w.own_token.pk}/",
+        None,
+        read(204),
+    ),
+    (
+        "token-me-revoke-others",
+        "delete",
+        lambda w: f"/api/v1/tokens/me/{w.tokens['supervisor'].pk}/",
+        None,
+        {**read(404), "supervisor": 204},
+    ),
     ("schema", "get", lambda w: "/api/v1/schema/", None, {r: 200 for r in ROLES}),
 ]
 
@@ -340,13 +357,16 @@ def matrix_cases() -> list[Any]:
 
 @pytest.mark.parametrize(("role", "method", "path", "kwargs", "expected"), matrix_cases())
 def test_role_matrix(world, token_client, role, method, path, kwargs, expected):
-    from rest_framework.authtoken.models import Token
+    from inspection.models import ApiToken
 
-    # Every user holds a token: it is how they authenticate here, and the
-    # integration user's is the one a supervisor revokes.
-    for user in world.users.values():
-        if user is not None:
-            Token.objects.get_or_create(user=user)
+    # Every user holds a token besides the one the client sends: the integration
+    # user's is the one a supervisor revokes, the caller's own the one they revoke.
+    world.tokens = {
+        name: ApiToken.objects.create(user=user, name="spare")[0]
+        for name, user in world.users.items()
+        if user is not None
+    }
+    world.own_token = world.tokens.get(role) or world.tokens["supervisor"]
     client = token_client(world.users[role])
     before = records(world)
     response = getattr(client, method)(path(world), **(kwargs(world) if kwargs else {}))

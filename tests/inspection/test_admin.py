@@ -45,7 +45,9 @@ def photo(inspection, inspector, django_capture_on_commit_callbacks) -> Photo:
     return p
 
 
-@pytest.mark.parametrize("model", ["label", "asset", "inspection", "photo", "box", "photoevent"])
+@pytest.mark.parametrize(
+    "model", ["label", "asset", "inspection", "photo", "box", "photoevent", "apitoken"]
+)
 def test_every_model_has_a_working_changelist(admin_client_, photo, model):
     url = reverse(f"admin:inspection_{model}_changelist")
     response = admin_client_.get(url)
@@ -120,3 +122,25 @@ def test_labels_are_editable(admin_client_):
     )
     assert response.status_code == 302
     assert Label.objects.filter(name="weld-crack").exists()
+
+
+def test_admin_issues_a_token_shows_its_key_once_and_revokes_it(admin_client_, integration_user):
+    from inspection.models import ApiToken
+
+    url = reverse("admin:inspection_apitoken_add")
+    assert admin_client_.get(url).status_code == 200
+    form = {"user": integration_user.pk, "name": "drone 7", "expires_in_days": 30}
+    response = admin_client_.post(url, form, follow=True)
+    assert response.status_code == 200
+    token = ApiToken.objects.get()
+    shown = [str(m) for m in response.context["messages"] if "shown this once" in str(m)]
+    key = shown[0].rsplit(" ", 1)[-1]
+    assert key.startswith(token.token_key) and key not in token.digest
+    again = admin_client_.post(url, form)  # the same name: the form says why
+    assert again.status_code == 200 and "already has a token named" in again.content.decode()
+
+    change = reverse("admin:inspection_apitoken_change", args=[token.pk])
+    assert key not in admin_client_.get(change).content.decode()
+    delete = reverse("admin:inspection_apitoken_delete", args=[token.pk])
+    assert admin_client_.post(delete, {"post": "yes"}).status_code == 302
+    assert not ApiToken.objects.exists()
