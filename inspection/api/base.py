@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from rest_framework import serializers
-from rest_framework.exceptions import ParseError
+from rest_framework.exceptions import NotFound, ParseError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
@@ -145,11 +145,18 @@ def _check_json_types(serializer: serializers.Serializer, data: Any) -> None:
         raise serializers.ValidationError(wrong)
 
 
-class ObjectId(serializers.IntegerField):
+class RowReference:
+    """A body field that names a row (by id or name): none such is a 404, as in a path.
+
+    schema.ApiSchema declares the 404 on every operation whose body has one.
+    """
+
+
+class ObjectId(RowReference, serializers.IntegerField):
     """The id of an existing row, given as a number; returns the row.
 
-    Not a number, out of range (a 64-bit id) or unknown: a 400 naming the field,
-    never a database overflow.
+    Not a number or out of range (a 64-bit id): a 400 naming the field, never a
+    database overflow; a well-formed id of no row: 404, as in a path.
     """
 
     def __init__(self, queryset: Any, **kwargs: Any) -> None:
@@ -162,9 +169,7 @@ class ObjectId(serializers.IntegerField):
             return None
         row = self.queryset.filter(pk=pk).first()
         if row is None:
-            raise serializers.ValidationError(
-                f"No {self.queryset.model._meta.verbose_name} with id {pk}."
-            )
+            raise NotFound(f"No {self.queryset.model._meta.verbose_name} with id {pk}.")
         return row
 
     def to_representation(self, value: Any) -> int:
@@ -191,15 +196,13 @@ def positive_id(value: Any) -> int | None:
     return number if 0 < number <= MAX_ID else None
 
 
-def parse_version(request: Request, body_version: int | None = None) -> int:
-    """The version the client edited: If-Match header, else `version` in the body.
+def parse_version(request: Request) -> int:
+    """The photo version the client edited, from If-Match: "3", W/"3" or 3.
 
     Missing -> 428 (never overwrite blindly); malformed -> 400.
     """
     header = request.headers.get("If-Match")
     if header is None or not header.strip():
-        if body_version is not None:
-            return body_version
         raise PreconditionRequired()
     value = header.strip().removeprefix("W/").strip().strip('"').strip()
     version = positive_id(value)
@@ -207,8 +210,6 @@ def parse_version(request: Request, body_version: int | None = None) -> int:
         raise ParseError(
             f"If-Match must be the photo version, a positive whole number; got {header!r}."
         )
-    if body_version is not None and body_version != version:
-        raise ParseError(f"If-Match ({version}) and the body's version ({body_version}) disagree.")
     return version
 
 

@@ -67,6 +67,8 @@ class AssetCreateSerializer(InputSerializer):
 class _PatchSerializer(InputSerializer):
     """A partial update: only the fields sent, at least one."""
 
+    min_fields = 1  # the schema's minProperties
+
     def validate(self, attrs: dict) -> dict:
         if not attrs:
             raise serializers.ValidationError(

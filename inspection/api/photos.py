@@ -16,7 +16,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -34,7 +34,7 @@ from inspection.api.base import (
     with_etag,
 )
 from inspection.api.permissions import IsInspector
-from inspection.api.schema import IF_MATCH, IF_MATCH_OPTIONAL, STALE_ERROR, errors
+from inspection.api.schema import IF_MATCH, STALE_ERROR, errors
 from inspection.api.serializers import (
     PhotoDetailSerializer,
     PhotoEventSerializer,
@@ -148,7 +148,7 @@ class BoxesInputSerializer(InputSerializer):
         help_text="True once a person confirmed the photo (VOC verified=yes).",
     )
     rejected = serializers.ListField(
-        child=serializers.IntegerField(max_value=MAX_ID),
+        child=serializers.IntegerField(min_value=1, max_value=MAX_ID),
         required=False,
         default=list,
         help_text="Ids of model suggestions the person refused in this edit.",
@@ -156,15 +156,9 @@ class BoxesInputSerializer(InputSerializer):
 
 
 class VerdictInputSerializer(InputSerializer):
-    """A photo's verdict, with the version the client saw."""
+    """A photo's verdict (the version the client saw goes in If-Match)."""
 
     verdict = serializers.ChoiceField(choices=Verdict.choices)
-    version = serializers.IntegerField(
-        max_value=MAX_ID,
-        required=False,
-        min_value=1,
-        help_text="The photo version the client saw; or send it as If-Match.",
-    )
 
 
 class SuggestionReviewSerializer(InputSerializer):
@@ -172,9 +166,6 @@ class SuggestionReviewSerializer(InputSerializer):
 
     box = serializers.IntegerField(max_value=MAX_ID, min_value=1, help_text="Id of the model box.")
     action = serializers.ChoiceField(choices=["accept", "reject"])
-    version = serializers.IntegerField(
-        max_value=MAX_ID, required=False, min_value=1, help_text="Or send it as If-Match."
-    )
 
 
 # --- Views -------------------------------------------------------------------
@@ -354,9 +345,9 @@ class PhotoViewSet(
         summary="Set a photo's verdict",
         description=(
             "Inspectors. rust / norust / unknown, with the version the client saw "
-            "(`If-Match` or `version`): missing -> 428, stale -> 412."
+            "in `If-Match`: missing -> 428, stale -> 412."
         ),
-        parameters=[IF_MATCH_OPTIONAL],
+        parameters=[IF_MATCH],
         request=VerdictInputSerializer,
         responses={200: PhotoStateSerializer, 412: STALE_ERROR, **errors(428)},
     )
@@ -364,7 +355,7 @@ class PhotoViewSet(
     def verdict(self, request: Request, pk: str | None = None) -> Response:
         photo = self.get_object()
         data = validated(VerdictInputSerializer, request.data)
-        version = parse_version(request, data.get("version"))
+        version = parse_version(request)
         photo = set_verdict(
             photo=photo, verdict=data["verdict"], user=request.user, expected_version=version
         )
@@ -377,10 +368,10 @@ class PhotoViewSet(
         description=(
             "Supervisors on any photo; inspectors on photos they uploaded themselves "
             "(reviewing the model's work on others' photos is a supervisor's job). "
-            "`box` must be a model box of this photo. Versioned like boxes "
-            "(`If-Match` or `version`): missing -> 428, stale -> 412."
+            "`box` must be a model box of this photo (404 otherwise). Versioned like "
+            "boxes (`If-Match`): missing -> 428, stale -> 412."
         ),
-        parameters=[IF_MATCH_OPTIONAL],
+        parameters=[IF_MATCH],
         request=SuggestionReviewSerializer,
         responses={200: PhotoStateSerializer, 412: STALE_ERROR, **errors(428)},
     )
@@ -388,10 +379,10 @@ class PhotoViewSet(
     def suggestions(self, request: Request, pk: str | None = None) -> Response:
         photo = self.get_object()  # who may review which photo: boxes.may_review_suggestions
         data = validated(SuggestionReviewSerializer, request.data)
-        version = parse_version(request, data.get("version"))
+        version = parse_version(request)
         box = photo.boxes.filter(pk=data["box"]).first()
         if box is None:
-            raise ValidationError({"box": [f"Box {data['box']} is not a box of photo {photo.pk}."]})
+            raise NotFound(f"Box {data['box']} is not a box of photo {photo.pk}.")
         photo = review_suggestion(
             box=box, action=data["action"], user=request.user, expected_version=version
         )

@@ -15,12 +15,13 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.plumbing import force_instance
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 
-from inspection.api.base import IF_MATCH_PATTERN, InputSerializer
+from inspection.api.base import IF_MATCH_PATTERN, InputSerializer, RowReference
 from inspection.api.serializers import PhotoStateSerializer
 
 
@@ -60,14 +61,14 @@ IF_MATCH = OpenApiParameter(
     pattern=IF_MATCH_PATTERN,
     description=IF_MATCH_DESCRIPTION + " Missing: 428.",
 )
-IF_MATCH_OPTIONAL = OpenApiParameter(
-    "If-Match",
-    OpenApiTypes.STR,
-    OpenApiParameter.HEADER,
-    required=False,
-    pattern=IF_MATCH_PATTERN,
-    description=IF_MATCH_DESCRIPTION + " Or send `version` in the body; neither: 428.",
-)
+
+
+def _references_rows(serializer: Any) -> bool:
+    """Whether a request body (or any of its media types) has a base.RowReference field."""
+    if isinstance(serializer, dict):
+        return any(_references_rows(s) for s in serializer.values())
+    fields = getattr(force_instance(serializer), "fields", None)
+    return bool(fields) and any(isinstance(f, RowReference) for f in fields.values())
 
 
 def errors(*codes: int) -> dict[int, type[serializers.Serializer]]:
@@ -83,8 +84,8 @@ class ApiSchema(AutoSchema):
         codes: set[int] = set()
         if not all(isinstance(p, AllowAny) for p in view.get_permissions()):
             codes |= {401, 403}
-        if "{" in self.path or self._is_list_view():
-            codes.add(404)
+        if "{" in self.path or (self.method == "GET" and self._get_paginator() is not None):
+            codes.add(404)  # no such row, or a page past the last
         has_body = (
             self.method in {"POST", "PUT", "PATCH"} and self.get_request_serializer() is not None
         )
@@ -92,6 +93,8 @@ class ApiSchema(AutoSchema):
             codes.add(400)
         if has_body:
             codes.add(415)
+            if _references_rows(self.get_request_serializer()):
+                codes.add(404)  # an id in the body that names no row (base.ObjectId)
         codes.add(406)
         if view.get_throttles():
             codes.add(429)
@@ -117,9 +120,34 @@ class ApiSchema(AutoSchema):
                 )
         return responses
 
+    def _get_request_body(self, direction: str = "request") -> dict[str, Any] | None:
+        body = super()._get_request_body(direction)
+        if body is None:
+            return None
+        serializer = self.get_request_serializer()
+        cls = serializer if isinstance(serializer, type) else type(serializer)
+        if issubclass(cls, InputSerializer):
+            fields = force_instance(serializer).fields.values()
+            if getattr(cls, "min_fields", 0) or any(f.required for f in fields):
+                body["required"] = True  # a PATCH with no body is a 400, not a no-op
+        return body
+
     def _map_basic_serializer(self, serializer: Any, direction: str) -> dict[str, Any]:
         schema = super()._map_basic_serializer(serializer, direction)
         cls = serializer if isinstance(serializer, type) else type(serializer)
         if direction == "request" and issubclass(cls, InputSerializer):
             schema["additionalProperties"] = False
+            if getattr(cls, "min_fields", 0):
+                schema["minProperties"] = cls.min_fields
+        return schema
+
+    def _map_serializer_field(self, field: Any, direction: str, *args: Any, **kw: Any) -> Any:
+        schema = super()._map_serializer_field(field, direction, *args, **kw)
+        text = isinstance(field, serializers.CharField) and not isinstance(
+            field, serializers.ChoiceField
+        )
+        if direction == "request" and text and not field.allow_blank and isinstance(schema, dict):
+            # DRF refuses "" and, trimming, "  ": say so, or clients send them
+            schema.setdefault("minLength", 1)
+            schema.setdefault("pattern", r"\S")
         return schema

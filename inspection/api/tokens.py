@@ -16,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from inspection.api.base import MAX_ID, InputSerializer, Text, validated
+from inspection.api.base import MAX_ID, InputSerializer, RowReference, Text, validated
 from inspection.api.permissions import IsIntegration, IsSupervisor
 from inspection.api.schema import errors
 from inspection.models import ApiToken
@@ -66,11 +66,16 @@ def _expiry_field() -> serializers.IntegerField:
     )
 
 
+class Username(RowReference, Text):
+    """A user's name; no such user is a 404."""
+
+
 class OwnTokenCreateSerializer(InputSerializer):
     """A token for oneself."""
 
     name = Text(
         required=False,
+        allow_blank=True,
         max_length=NAME_MAX,
         help_text='What uses it ("drone 7", "laptop"); default "token N".',
     )
@@ -80,12 +85,12 @@ class OwnTokenCreateSerializer(InputSerializer):
 class TokenCreateSerializer(OwnTokenCreateSerializer):
     """A token for a user (typically an integration)."""
 
-    username = Text(max_length=150)
+    username = Username(max_length=150)
 
     def validate_username(self, value: str):
         user = get_user_model().objects.filter(username=value).first()
         if user is None:
-            raise serializers.ValidationError(f"No user named {value!r}.")
+            raise NotFound(f"No user named {value!r}.")
         return user
 
 

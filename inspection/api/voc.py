@@ -87,14 +87,16 @@ class ImportReportSerializer(serializers.Serializer):
 class ExportQuerySerializer(QuerySerializer):
     """Query parameters of an export."""
 
-    inspection = serializers.IntegerField(max_value=MAX_ID, required=False, min_value=1)
-    asset = serializers.IntegerField(max_value=MAX_ID, required=False, min_value=1)
+    inspection = serializers.IntegerField(
+        max_value=MAX_ID, required=False, min_value=1, help_text="Only this inspection."
+    )
+    asset = serializers.IntegerField(
+        max_value=MAX_ID,
+        required=False,
+        min_value=1,
+        help_text="Only this asset's inspections (with `inspection`: 404 unless it is of it).",
+    )
     format = serializers.ChoiceField(choices=FORMATS, default="voc", help_text=FORMAT_HELP)
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if "inspection" in attrs and "asset" in attrs:
-            raise serializers.ValidationError("Export an inspection or an asset, not both.")
-        return attrs
 
 
 # --- Views -------------------------------------------------------------------
@@ -166,7 +168,9 @@ class ExportView(APIView):
         query = validated(ExportQuerySerializer, request.query_params)
         inspection = asset = None
         if "inspection" in query:
-            inspection = get_object_or_404(Inspection, pk=query["inspection"])
+            # with `asset` too, the filters combine: the inspection must be of that asset
+            same_asset = {"asset_id": query["asset"]} if "asset" in query else {}
+            inspection = get_object_or_404(Inspection, pk=query["inspection"], **same_asset)
             stem = f"{inspection.asset.name}-{inspection.name}"
         elif "asset" in query:
             asset = get_object_or_404(Asset, pk=query["asset"])

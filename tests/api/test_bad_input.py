@@ -124,54 +124,55 @@ def test_boxes_as_form_data_is_415(sam, photo):
 @pytest.mark.parametrize(
     ("body", "status", "word"),
     [
-        ({"verdict": "maybe", "version": 1}, 400, "verdict"),
-        ({"verdict": 3, "version": 1}, 400, "verdict"),
-        ({"verdict": "rust", "version": "one"}, 400, "version"),
-        ({"verdict": "rust"}, 428, "If-Match"),
+        ({"verdict": "maybe"}, 400, "verdict"),
+        ({"verdict": 3}, 400, "verdict"),
+        ({"verdict": "rust", "version": 1}, 400, "version"),  # the version goes in If-Match
         ({}, 400, "verdict"),
     ],
 )
 def test_bad_verdicts(sam, photo, body, status, word):
-    r = sam.put(f"/api/v1/photos/{photo.pk}/verdict/", body, format="json")
+    r = sam.put(f"/api/v1/photos/{photo.pk}/verdict/", body, format="json", HTTP_IF_MATCH="1")
     assert_error(r, status, word)
     photo.refresh_from_db()
     assert photo.verdict == "unknown" and photo.version == 1
 
 
-def test_if_match_and_body_version_disagree_is_400(sam, photo):
-    r = sam.put(
-        f"/api/v1/photos/{photo.pk}/verdict/",
-        {"verdict": "rust", "version": 1},
-        format="json",
-        HTTP_IF_MATCH='"2"',
-    )
-    assert_error(r, 400, "disagree")
+@pytest.mark.parametrize(("header", "status"), [(None, 428), ("one", 400), ('"0"', 400)])
+def test_a_verdict_without_a_good_if_match_changes_nothing(sam, photo, header, status):
+    extra = {"HTTP_IF_MATCH": header} if header else {}
+    r = sam.put(f"/api/v1/photos/{photo.pk}/verdict/", {"verdict": "rust"}, format="json", **extra)
+    assert_error(r, status, "If-Match")
+    photo.refresh_from_db()
+    assert photo.verdict == "unknown" and photo.version == 1
 
 
 # --- suggestions ---
 
 
-def test_review_of_another_photos_box_or_bad_fields_is_400(sam, photo, inspection, inspector):
+def test_review_of_another_photos_box_is_404_bad_fields_400(sam, photo, inspection, inspector):
     from tests.api.conftest import add_suggestion, ingest
 
     other = ingest(inspection, inspector, name="o.jpg", seed=5)
     foreign = add_suggestion(other)
     r = sam.post(
         f"/api/v1/photos/{photo.pk}/suggestions/",
-        {"box": foreign.pk, "action": "accept", "version": 1},
+        {"box": foreign.pk, "action": "accept"},
         format="json",
+        HTTP_IF_MATCH="1",
     )
-    assert_error(r, 400, f"box {foreign.pk}")
+    assert_error(r, 404, f"box {foreign.pk}")
     r = sam.post(
         f"/api/v1/photos/{photo.pk}/suggestions/",
-        {"box": foreign.pk, "action": "approve", "version": 1},
+        {"box": foreign.pk, "action": "approve"},
         format="json",
+        HTTP_IF_MATCH="1",
     )
     assert_error(r, 400, "action")
     r = sam.post(
         f"/api/v1/photos/{photo.pk}/suggestions/",
-        {"box": 10**30, "action": "accept", "version": 1},
+        {"box": 10**30, "action": "accept"},
         format="json",
+        HTTP_IF_MATCH="1",
     )
     assert_error(r, 400, "box")
 
@@ -234,21 +235,21 @@ def test_upload_all_failing_same_way_keeps_that_status(sam, inspection):
 
 
 @pytest.mark.parametrize(
-    ("data", "word"),
+    ("data", "word", "status"),
     [
-        ({"inspection": "abc"}, "inspection"),
-        ({"inspection": 999999}, "inspection"),
-        ({"inspection": "9" * 30}, "inspection"),
-        ({"inspection": "³"}, "inspection"),
-        ({}, "files"),
+        ({"inspection": "abc"}, "inspection", 400),
+        ({"inspection": 999999}, "inspection with id 999999", 404),
+        ({"inspection": "9" * 30}, "inspection", 400),
+        ({"inspection": "³"}, "inspection", 400),
+        ({}, "files", 400),
     ],
 )
-def test_upload_bad_form_is_400(sam, inspection, data, word):
+def test_upload_bad_form_is_4xx(sam, inspection, data, word, status):
     payload = {"files": [SimpleUploadedFile("a.jpg", jpeg_bytes())], **data}
     if "files" in word:
         payload = {"inspection": inspection.pk}
     r = sam.post("/api/v1/photos/upload/", payload, format="multipart")
-    assert_error(r, 400, word)
+    assert_error(r, status, word)
 
 
 def test_upload_as_json_is_415(sam, inspection):
@@ -302,7 +303,7 @@ def test_asset_bad_fields_are_400(sam, body):
 
 def test_inspection_bad_fields(sam, asset, inspection):
     assert_error(
-        sam.post("/api/v1/inspections/", {"asset": 999, "name": "x"}, format="json"), 400, "asset"
+        sam.post("/api/v1/inspections/", {"asset": 999, "name": "x"}, format="json"), 404, "asset"
     )
     assert_error(
         sam.post(
@@ -369,18 +370,26 @@ def test_import_without_file_is_400(sam, inspection):
         ("inspection=999999", 404),
         ("asset=999999", 404),
         ("inspection=abc", 400),
-        ("inspection=1&asset=1", 400),
+        ("inspection=&asset=1", 400),
+        ("asset=1&asset=2", 400),
     ],
 )
 def test_bad_export_queries(sam, query, status):
     assert_error(sam.get(f"/api/v1/export/?{query}"), status)
 
 
+def test_export_of_an_inspection_and_an_asset_combines_them(sam, inspection, asset):
+    other = asset.__class__.objects.create(name="Other hull", kind="hull")
+    both = f"inspection={inspection.pk}&asset={asset.pk}"
+    assert sam.get(f"/api/v1/export/?{both}").status_code == 200
+    assert_error(sam.get(f"/api/v1/export/?inspection={inspection.pk}&asset={other.pk}"), 404)
+
+
 # --- tokens ---
 
 
-def test_token_for_unknown_user_is_400(sam):
-    assert_error(sam.post("/api/v1/tokens/", {"username": "ghost"}, format="json"), 400, "ghost")
+def test_token_for_unknown_user_is_404(sam):
+    assert_error(sam.post("/api/v1/tokens/", {"username": "ghost"}, format="json"), 404, "ghost")
 
 
 def test_token_for_user_without_role_is_400(sam, nobody):

@@ -45,10 +45,13 @@ def test_an_unknown_body_field_is_a_400_naming_it(ines, photo):
 
 @pytest.mark.parametrize("bad", ["1", 1.0, True, [1]])
 def test_json_numbers_and_booleans_are_not_coerced(ines, photo, bad):
-    r = ines.put(
-        f"/api/v1/photos/{photo.pk}/verdict/", {"verdict": "rust", "version": bad}, format="json"
+    r = ines.post(
+        f"/api/v1/photos/{photo.pk}/suggestions/",
+        {"box": bad, "action": "accept"},
+        format="json",
+        HTTP_IF_MATCH="1",
     )
-    assert r.status_code == 400 and "version" in r.json()["errors"], r.json()
+    assert r.status_code == 400 and "box" in r.json()["errors"], r.json()
     r = ines.put(
         f"/api/v1/photos/{photo.pk}/boxes/",
         {"boxes": [], "verified": "yes" if bad != 1.0 else 1},
@@ -70,7 +73,7 @@ def test_form_fields_are_text_and_still_parse(ines, inspection):
     r = ines.post(
         "/api/v1/photos/upload/", {"inspection": "999999", "files": [f]}, format="multipart"
     )
-    assert r.status_code == 400 and "999999" in r.json()["detail"], r.json()
+    assert r.status_code == 404 and "999999" in r.json()["detail"], r.json()
 
 
 def test_the_state_serializer_matches_the_service_state(photo):

@@ -168,7 +168,7 @@ MATRIX: list[tuple[Any, ...]] = [
         "photo-verdict-put",
         "put",
         lambda w: f"/api/v1/photos/{w.own_photo.pk}/verdict/",
-        lambda w: {"data": {"verdict": "rust", "version": 1}, "format": "json"},
+        lambda w: {"data": {"verdict": "rust"}, "format": "json", "HTTP_IF_MATCH": '"1"'},
         inspector_up(),
     ),
     (
@@ -183,8 +183,9 @@ MATRIX: list[tuple[Any, ...]] = [
         "post",
         lambda w: f"/api/v1/photos/{w.own_photo.pk}/suggestions/",
         lambda w: {
-            "data": {"box": w.own_suggestion.pk, "action": "accept", "version": 1},
+            "data": {"box": w.own_suggestion.pk, "action": "accept"},
             "format": "json",
+            "HTTP_IF_MATCH": "1",
         },
         inspector_up(),
     ),
@@ -193,8 +194,9 @@ MATRIX: list[tuple[Any, ...]] = [
         "post",
         lambda w: f"/api/v1/photos/{w.other_photo.pk}/suggestions/",
         lambda w: {
-            "data": {"box": w.other_suggestion.pk, "action": "reject", "version": 1},
+            "data": {"box": w.other_suggestion.pk, "action": "reject"},
             "format": "json",
+            "HTTP_IF_MATCH": "1",
         },
         supervisor_only(),
     ),

@@ -34,7 +34,10 @@ def test_list_filters_combine(inspector_api, inspection, inspector, asset):
         HTTP_IF_MATCH='"1"',
     )
     inspector_api.put(
-        f"/api/v1/photos/{plain.pk}/verdict/", {"verdict": "norust", "version": 1}, format="json"
+        f"/api/v1/photos/{plain.pk}/verdict/",
+        {"verdict": "norust"},
+        format="json",
+        HTTP_IF_MATCH="1",
     )
     add_suggestion(suggested)
 
@@ -229,7 +232,10 @@ def test_verdict_and_history(client_for, inspector, photo):
     )
     assert r.status_code == 200 and r.json()["verdict"] == "rust" and r["ETag"] == '"2"'
     r = api.put(
-        f"/api/v1/photos/{photo.pk}/verdict/", {"verdict": "norust", "version": 1}, format="json"
+        f"/api/v1/photos/{photo.pk}/verdict/",
+        {"verdict": "norust"},
+        format="json",
+        HTTP_IF_MATCH="1",
     )
     assert r.status_code == 412 and r.json()["current"]["verdict"] == "rust"
 
@@ -259,8 +265,9 @@ def test_supervisor_rejects_suggestion(client_for, supervisor, photo):
     box = add_suggestion(photo)
     r = client_for(supervisor).post(
         f"/api/v1/photos/{photo.pk}/suggestions/",
-        {"box": box.pk, "action": "reject", "version": 1},
+        {"box": box.pk, "action": "reject"},
         format="json",
+        HTTP_IF_MATCH='W/"1"',
     )
     assert r.status_code == 200
     box.refresh_from_db()

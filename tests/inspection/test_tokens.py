@@ -83,7 +83,7 @@ def test_users_without_a_role_or_inactive_get_none(supervisor):
         issue_token(user=make_user("gone", "integration", is_active=False), issued_by=supervisor)
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_old_drf_tokens_are_hashed_by_the_migration_and_keep_working():
     """The api_tokens migration hashes rest_framework.authtoken keys and drops the plaintext."""
     user = make_user("legacy-drone", "integration")
