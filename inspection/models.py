@@ -7,6 +7,7 @@ constraints and the validation a single row can do on its own.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import unicodedata
 
 from django.conf import settings
@@ -21,9 +22,23 @@ from knox.settings import CONSTANTS
 EARLIEST_INSPECTION_DATE = dt.date(1900, 1, 1)
 
 
+# Characters a name may not hold: controls (tabs, line breaks, escapes) and the
+# bidirectional overrides that make a name read differently than it sorts. The API
+# schema publishes the same class as the names' pattern.
+NAME_FORBIDDEN_CHARS = r"\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"  # a regex class
+# ...and something besides spaces (names are trimmed): the pattern the API publishes
+_F = NAME_FORBIDDEN_CHARS
+NAME_PATTERN = rf"^[^{_F}]*[^\s{_F}][^{_F}]*$"
+_NAME_FORBIDDEN = re.compile(f"[{NAME_FORBIDDEN_CHARS}]")
+
+
 def check_name(name: str) -> None:
-    """A name people read in lists and file names: no control characters (tabs, newlines)."""
-    if any(unicodedata.category(c).startswith("C") for c in name or ""):
+    """A name people read in lists and file names: no control characters (tabs, newlines).
+
+    Lone surrogates (not text at all; PostgreSQL cannot store them) are refused too.
+    """
+    text = name or ""
+    if _NAME_FORBIDDEN.search(text) or any(unicodedata.category(c) == "Cs" for c in text):
         raise ValidationError(
             {"name": "A name cannot hold tabs, line breaks or control characters."}
         )

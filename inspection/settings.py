@@ -326,6 +326,9 @@ CACHES = {
 # Token rw_..." as before. A token lives RUSTWATCH_TOKEN_DAYS unless its issuer
 # says otherwise (at most RUSTWATCH_TOKEN_MAX_DAYS).
 KNOX_TOKEN_MODEL = "inspection.ApiToken"
+# knox's own migrations create its default token table even when the model is
+# swapped; unused, that table's key to auth_user breaks flushing users (PostgreSQL).
+MIGRATION_MODULES = {"knox": None}
 RUSTWATCH_TOKEN_DAYS = env_int("RUSTWATCH_TOKEN_DAYS", 90)
 RUSTWATCH_TOKEN_MAX_DAYS = env_int("RUSTWATCH_TOKEN_MAX_DAYS", 730)
 REST_KNOX = {

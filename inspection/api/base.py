@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from django.core.validators import RegexValidator
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound, ParseError
 from rest_framework.pagination import PageNumberPagination
@@ -20,6 +21,7 @@ from rest_framework.utils import html
 
 from inspection.api.errors import PreconditionRequired
 from inspection.api.permissions import IsIntegration
+from inspection.models import NAME_PATTERN
 
 # Ids and versions beyond a 64-bit integer are refused here (400), before a
 # database driver overflows on them (500).
@@ -185,6 +187,16 @@ class Text(serializers.CharField):
         if not isinstance(data, str):
             self.fail("invalid")
         return super().to_internal_value(data)
+
+
+class Name(Text):
+    """A name people read (asset, inspection): no control characters (models.check_name)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.validators.append(
+            RegexValidator(NAME_PATTERN, "Cannot hold tabs, line breaks or control characters.")
+        )
 
 
 def positive_id(value: Any) -> int | None:

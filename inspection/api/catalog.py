@@ -16,6 +16,7 @@ from inspection import selectors
 from inspection.api.base import (
     MAX_ID,
     InputSerializer,
+    Name,
     ObjectId,
     Pagination,
     QuerySerializer,
@@ -59,7 +60,7 @@ class AssetSerializer(serializers.ModelSerializer):
 class AssetCreateSerializer(InputSerializer):
     """A new asset; a name in use is a 409 from the service."""
 
-    name = Text(max_length=200)
+    name = Name(max_length=200)
     kind = serializers.ChoiceField(choices=Asset.Kind.choices, default=Asset.Kind.OTHER)
     description = Text(required=False, allow_blank=True, default="")
 
@@ -80,7 +81,7 @@ class _PatchSerializer(InputSerializer):
 class AssetUpdateSerializer(_PatchSerializer):
     """PATCH of an asset; a name in use is a 409 from the service."""
 
-    name = Text(max_length=200, required=False)
+    name = Name(max_length=200, required=False)
     kind = serializers.ChoiceField(choices=Asset.Kind.choices, required=False)
     description = Text(required=False, allow_blank=True)
 
@@ -114,7 +115,7 @@ class InspectionCreateSerializer(InputSerializer):
     """A new inspection of an asset; the name is unique per asset (409)."""
 
     asset = ObjectId(Asset.objects.all())
-    name = Text(max_length=200)
+    name = Name(max_length=200)
     date = serializers.DateField(required=False, allow_null=True, default=None)
     notes = Text(required=False, allow_blank=True, default="")
 
@@ -122,7 +123,7 @@ class InspectionCreateSerializer(InputSerializer):
 class InspectionUpdateSerializer(_PatchSerializer):
     """PATCH of an inspection (it stays with its asset); a name in use is a 409."""
 
-    name = Text(max_length=200, required=False)
+    name = Name(max_length=200, required=False)
     date = serializers.DateField(required=False, allow_null=True)
     notes = Text(required=False, allow_blank=True)
 

@@ -29,6 +29,7 @@ from inspection.api.base import (
     Pagination,
     QuerySerializer,
     RolePermissionsMixin,
+    Text,
     parse_version,
     validated,
     with_etag,
@@ -127,7 +128,7 @@ class BoxInputSerializer(InputSerializer):
     ymin = serializers.IntegerField(max_value=MAX_ID)
     xmax = serializers.IntegerField(max_value=MAX_ID)
     ymax = serializers.IntegerField(max_value=MAX_ID)
-    label = serializers.CharField(max_length=64, default="rust")
+    label = Text(max_length=64, default="rust")
     difficult = serializers.BooleanField(default=False)
     derived_from = serializers.IntegerField(
         max_value=MAX_ID,

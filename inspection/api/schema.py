@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.validators import RegexValidator
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import force_instance
 from drf_spectacular.types import OpenApiTypes
@@ -146,7 +147,14 @@ class ApiSchema(AutoSchema):
         text = isinstance(field, serializers.CharField) and not isinstance(
             field, serializers.ChoiceField
         )
-        if direction == "request" and text and not field.allow_blank and isinstance(schema, dict):
+        has_pattern = any(isinstance(v, RegexValidator) for v in getattr(field, "validators", []))
+        if (
+            direction == "request"
+            and text
+            and not field.allow_blank
+            and not has_pattern
+            and isinstance(schema, dict)
+        ):
             # DRF refuses "" and, trimming, "  ": say so, or clients send them
             schema.setdefault("minLength", 1)
             schema.setdefault("pattern", r"\S")
