@@ -111,6 +111,11 @@ class UploadResponseSerializer(serializers.Serializer):
     limit = serializers.IntegerField(required=False)
 
 
+def _coordinate() -> serializers.IntegerField:
+    """A pixel coordinate as a 64-bit number (beyond: 400 here, before any database)."""
+    return serializers.IntegerField(min_value=-MAX_ID - 1, max_value=MAX_ID)
+
+
 class BoxInputSerializer(InputSerializer):
     """One box a client saves, in original-image pixels.
 
@@ -124,10 +129,10 @@ class BoxInputSerializer(InputSerializer):
         required=False,
         help_text="Id of a model suggestion being accepted or edited.",
     )
-    xmin = serializers.IntegerField(max_value=MAX_ID)
-    ymin = serializers.IntegerField(max_value=MAX_ID)
-    xmax = serializers.IntegerField(max_value=MAX_ID)
-    ymax = serializers.IntegerField(max_value=MAX_ID)
+    xmin = _coordinate()
+    ymin = _coordinate()
+    xmax = _coordinate()
+    ymax = _coordinate()
     label = Text(max_length=64, default="rust")
     difficult = serializers.BooleanField(default=False)
     derived_from = serializers.IntegerField(

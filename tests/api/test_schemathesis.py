@@ -107,7 +107,11 @@ def run_schemathesis(base_url: str, role: str, user) -> RunSummary:
                     "checks": {
                         "positive_data_acceptance": {
                             "expected-statuses": ["2xx", 401, 403, 404, 409, 412]
-                        }
+                        },
+                        "negative_data_rejection": {
+                            "expected-statuses": [400, 401, 403, 404, 405, 406, 409, 412, 415]
+                            + [422, 428]
+                        },
                     },
                 },
                 {
