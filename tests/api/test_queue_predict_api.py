@@ -129,11 +129,11 @@ def test_predict_options_are_checked(client_for, integration_user, deploy_tiny_m
 def test_predict_is_throttled_per_token_with_retry_after(
     api_client, integration_user, settings, inspector
 ):
-    from rest_framework.authtoken.models import Token
+    from inspection.models import ApiToken
 
     settings.RUSTWATCH_PREDICT_RATE = "2/min"
-    token = Token.objects.create(user=integration_user)
-    api_client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    _, key = ApiToken.objects.create(user=integration_user, name="camera")
+    api_client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     codes = [
         api_client.generic("POST", "/api/v1/predict", b"", content_type="image/jpeg").status_code
         for _ in range(3)
@@ -143,8 +143,8 @@ def test_predict_is_throttled_per_token_with_retry_after(
     assert r.status_code == 429 and int(r["Retry-After"]) > 0
     assert "throttled" in r.json()["code"] or "Request was throttled" in r.json()["detail"]
     # another token has its own allowance
-    other = Token.objects.create(user=inspector)
-    api_client.credentials(HTTP_AUTHORIZATION=f"Token {other.key}")
+    _, other = ApiToken.objects.create(user=inspector, name="second camera")
+    api_client.credentials(HTTP_AUTHORIZATION=f"Token {other}")
     r = api_client.generic("POST", "/api/v1/predict", b"", content_type="image/jpeg")
     assert r.status_code != 429
 

@@ -94,7 +94,7 @@ def gunicorn(settings, tmp_path) -> Iterator[str]:
 @pytest.fixture
 def world(transactional_db, asset) -> dict[str, Any]:
     """People with API keys, a photo and a model suggestion on it."""
-    from inspection.services.tokens import rotate_token
+    from inspection.services.tokens import issue_token
 
     rust = Label.objects.get(name="rust")  # migration 0002's, kept by serialized_rollback
     ines, sam = make_user("ines", "inspector"), make_user("sam", "supervisor")
@@ -108,7 +108,7 @@ def world(transactional_db, asset) -> dict[str, Any]:
         photo=photo, label=rust, source="model", state="suggested", score=0.9,
         model_version="det-1", xmin=200, ymin=100, xmax=260, ymax=180,
     )  # fmt: skip
-    keys = {u.username: rotate_token(user=u).key for u in (ines, sam)}
+    keys = {u.username: issue_token(user=u, issued_by=u)[1] for u in (ines, sam)}
     return {"photo": photo, "suggestion": suggestion, "keys": keys}
 
 
@@ -158,8 +158,8 @@ def test_concurrent_saves_through_gunicorn_keep_rows_and_xml_in_step(gunicorn, w
     mixed = [box(i, 2) for i in range(2)]
     mixed += [(keys["ines"], "PUT", f"{base}/verdict/", {"verdict": "norust"}, {"If-Match": '"2"'})]
     mixed += [(keys["ines"], "PUT", f"{base}/verdict/", {"verdict": "rust"}, {"If-Match": '"2"'})]
-    review = {"box": world["suggestion"].pk, "action": "reject", "version": 2}
-    mixed += [(keys["sam"], "POST", f"{base}/suggestions/", review, {})] * 2
+    review = {"box": world["suggestion"].pk, "action": "reject"}
+    mixed += [(keys["sam"], "POST", f"{base}/suggestions/", review, {"If-Match": '"2"'})] * 2
     r2 = fire(mixed)
     assert sorted(r.status_code for r in r2) == [200] + [412] * (len(mixed) - 1), [
         r.text[:200] for r in r2

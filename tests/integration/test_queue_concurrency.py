@@ -79,8 +79,7 @@ def gunicorn_url(tmp_path, settings):
 
 
 def test_concurrent_clients_never_get_the_same_photo(gunicorn_url, inspection):
-    from rest_framework.authtoken.models import Token
-
+    from inspection.models import ApiToken
     from inspection.services.photos import ingest_photo
 
     for i in range(10):
@@ -91,7 +90,10 @@ def test_concurrent_clients_never_get_the_same_photo(gunicorn_url, inspection):
             user=None,
         )
         Photo.objects.filter(pk=p.pk).update(queue_score=1 - i / 20, score=0.5)
-    tokens = [Token.objects.create(user=make_user(f"insp{i}", "inspector")).key for i in range(12)]
+    tokens = [
+        ApiToken.objects.create(user=make_user(f"insp{i}", "inspector"), name="queue")[1]
+        for i in range(12)
+    ]
     url = f"{gunicorn_url}/api/v1/queue/next/"
     at = time.time() + 3.0  # every client fires at this moment
 

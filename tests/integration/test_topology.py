@@ -167,9 +167,9 @@ def labels_zip(boxed: list[Path], norust: list[Path]) -> bytes:
 
 
 def test_the_whole_loop_over_http_on_the_production_topology(topology, supervisor, inspection):
-    from inspection.services.tokens import rotate_token
+    from inspection.services.tokens import issue_token
 
-    token = rotate_token(user=supervisor).key
+    _, token = issue_token(user=supervisor, issued_by=supervisor)
     http = requests.Session()
     http.headers["Authorization"] = f"Token {token}"
     base = topology.url + "/api/v1"
