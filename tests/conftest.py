@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import importlib
 import io
 import os
 import shutil
@@ -92,6 +93,45 @@ def _media_root(tmp_path, settings):
     # Users are made in many tests: PBKDF2's deliberate slowness buys nothing here.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     return settings.MEDIA_ROOT
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Every transactional test restores the database it found (serialized_rollback).
+
+    A transactional test ends with a flush; without the rollback, the flush's
+    post_migrate re-creates content types that the next restoring test then loads
+    again (a UNIQUE error), and mixed kinds of test break each other by order.
+    """
+    for item in items:
+        marker = item.get_closest_marker("django_db")
+        kwargs = dict(marker.kwargs) if marker else {}
+        transactional = kwargs.get("transaction") or (marker and marker.args and marker.args[0])
+        if not (transactional or {"transactional_db", "live_server"} & set(item.fixturenames)):
+            continue
+        if not kwargs.get("serialized_rollback"):
+            kwargs.update(transaction=True, serialized_rollback=True)
+            item.add_marker(pytest.mark.django_db(**kwargs), append=False)
+
+
+_DB_FIXTURES = {"db", "transactional_db", "live_server", "django_db_serialized_rollback"}
+
+
+@pytest.fixture(autouse=True)
+def _seed_rows(request):
+    """Migration 0002's rows (the role groups, the `rust` label) in every database test.
+
+    A transactional test ends with a flush, which also removes the rows the data
+    migration made, so the tests after it would find no roles and no label.
+    """
+    if request.node.get_closest_marker("django_db") is None and not (
+        _DB_FIXTURES & set(request.fixturenames)
+    ):
+        return
+    request.getfixturevalue("db")  # the test's own kind: plain or transactional
+    from django.apps import apps
+
+    seed = importlib.import_module("inspection.migrations.0002_roles_and_rust_label")
+    seed.forwards(apps, None)
 
 
 @pytest.fixture(autouse=True)

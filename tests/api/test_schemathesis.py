@@ -11,7 +11,6 @@ so every request carries a valid credential of the role under test.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import time
@@ -171,19 +170,6 @@ def run_schemathesis(base_url: str, role: str, user) -> RunSummary:
             summary.errors.append(f"fatal: {event.exception!r}")
     summary.seconds = time.monotonic() - start
     return summary
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _seed_rows_back(django_db_blocker):
-    """Put migration 0002's rows back after the module: a transactional test's flush
-    (serialized_rollback restores only into the next such test) would leave the tests
-    after this file without roles or the rust label."""
-    yield
-    from django.apps import apps
-
-    seed = importlib.import_module("inspection.migrations.0002_roles_and_rust_label")
-    with django_db_blocker.unblock():
-        seed.forwards(apps, None)
 
 
 @pytest.mark.parametrize("role", ["integration", "inspector", "supervisor"])

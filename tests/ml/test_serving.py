@@ -17,8 +17,11 @@ TINY = {
 }
 
 
-def assert_same_boxes(gb, gs, wb, ws, px: float = 0.05, score: float = 1e-4) -> None:
-    """Every box found once on each side (boxes of equal score may come in either order)."""
+def assert_same_boxes(gb, gs, wb, ws, px: float = 0.5, score: float = 1e-4) -> None:
+    """Every box found once on each side (boxes of equal score may come in either order).
+
+    Half a pixel: float32 rounding differences between the runtimes grow through the
+    exponential box decoding of low-scored anchors."""
     free = list(range(len(wb)))
     for box, sc in zip(gb, gs, strict=True):
         match = next(
