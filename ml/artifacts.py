@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ml.json_safe import dumps
 from ml.voc import write_atomic
 
 FORMAT_VERSION = 1
@@ -80,7 +81,7 @@ def write_manifest(directory: Path, manifest: dict) -> None:
         "libraries": library_versions(),
         **manifest,
     }
-    write_atomic(directory / MANIFEST, json.dumps(manifest, indent=1, default=str).encode())
+    write_atomic(directory / MANIFEST, dumps(manifest, indent=1, default=str).encode())
 
 
 def commit_artifact(staging: Path, out: str | os.PathLike) -> Path:

@@ -10,11 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import os
 import sys
 from pathlib import Path
 
+from ml.json_safe import dumps as json_dumps
 from ml.voc import write_atomic
 
 log = logging.getLogger("ml")
@@ -50,25 +50,9 @@ def _fmt(v) -> str:
     return "" if v is None else str(v)
 
 
-def _json_safe(value):
-    """`value` with undefined numbers (NaN, ±inf: e.g. ROC-AUC of one class) as None.
-
-    json.dumps would write them as NaN/Infinity, which is not JSON.
-    """
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if hasattr(value, "tolist"):
-        return _json_safe(value.tolist())  # numpy scalars and arrays
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def _write_json(path: str | None, data: dict) -> None:
     if path:
-        text = json.dumps(_json_safe(data), indent=1, allow_nan=False)
+        text = json_dumps(data, indent=1)
         write_atomic(Path(path), (text + "\n").encode())
         log.info("wrote %s", path)
 

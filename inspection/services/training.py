@@ -31,7 +31,6 @@ from __future__ import annotations
 import ctypes
 import json
 import logging
-import math
 import shutil
 import threading
 import time
@@ -46,6 +45,7 @@ from django.utils import timezone
 from inspection.errors import DomainError
 from inspection.models import Job, ModelKind, ModelVersion, TrainingRun
 from inspection.services import jobs, registry, snapshots
+from ml.json_safe import json_safe
 
 log = logging.getLogger(__name__)
 
@@ -219,20 +219,6 @@ def execute_run(job: Job) -> dict[str, Any]:
         "versions": {v.kind: {"id": v.pk, "name": v.name, "gate": v.gate} for v in versions},
         "timings": timings,
     }
-
-
-def json_safe(value: Any) -> Any:
-    """Metrics as JSON a database accepts: NaN and infinities (an undefined ROC-AUC on a
-    one-class val split) become null, numpy numbers plain numbers."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, str | bytes):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def _evaluate_deployed(deployed: dict[str, ModelVersion], dataset, cache) -> dict:

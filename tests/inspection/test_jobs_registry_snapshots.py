@@ -283,7 +283,7 @@ def test_nightly_run_and_label_tick_are_beat_tasks_editable_in_the_admin():
 def test_metrics_are_stored_as_json_postgresql_accepts():
     import numpy as np
 
-    from inspection.services.training import json_safe
+    from ml.json_safe import json_safe
 
     metrics = {"roc_auc": float("nan"), "AP": np.float32(0.5), "confusion": [[1, 0], [0, 1]]}
     assert json_safe(metrics) == {"roc_auc": None, "AP": 0.5, "confusion": [[1, 0], [0, 1]]}
