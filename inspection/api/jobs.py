@@ -25,9 +25,9 @@ from rest_framework.views import APIView
 from inspection.api.base import InputSerializer, Pagination, validated
 from inspection.api.permissions import IsInspector, IsIntegration, IsSupervisor
 from inspection.api.schema import errors
-from inspection.api.voc import FORMAT_HELP, FORMATS, ImportInputSerializer
+from inspection.api.voc import FORMAT_HELP, FORMATS, ImportInputSerializer, export_selection
 from inspection.errors import TooLarge
-from inspection.models import Asset, Inspection, Job, Role
+from inspection.models import Inspection, Job, Role
 from inspection.roles import has_role
 from inspection.services.job_files import start_export, start_import
 from inspection.services.jobs import cancel_job
@@ -209,11 +209,6 @@ class ExportJobInputSerializer(InputSerializer):
     asset = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
     format = serializers.ChoiceField(choices=FORMATS, default="voc", help_text=FORMAT_HELP)
 
-    def validate(self, attrs: dict) -> dict:
-        if "inspection" in attrs and "asset" in attrs:
-            raise serializers.ValidationError("Export an inspection or an asset, not both.")
-        return attrs
-
 
 class JobExportView(APIView):
     permission_classes = [IsSupervisor]
@@ -221,7 +216,8 @@ class JobExportView(APIView):
     @extend_schema(
         summary="Export a zip as a job (202)",
         description=(
-            "Supervisors. One inspection, one asset or everything, in `format`; a worker "
+            "Supervisors. One inspection, one asset or everything, in `format` (with both, "
+            "the inspection must be of the asset); a worker "
             "writes the zip into storage and the job's `file_url` downloads it."
         ),
         request=ExportJobInputSerializer,
@@ -229,15 +225,7 @@ class JobExportView(APIView):
     )
     def post(self, request: Request) -> Response:
         data = validated(ExportJobInputSerializer, request.data)
-        inspection = asset = None
-        if "inspection" in data:
-            inspection = Inspection.objects.filter(pk=data["inspection"]).first()
-            if inspection is None:
-                raise NotFound(f"No inspection with id {data['inspection']}.")
-        if "asset" in data:
-            asset = Asset.objects.filter(pk=data["asset"]).first()
-            if asset is None:
-                raise NotFound(f"No asset with id {data['asset']}.")
+        inspection, asset = export_selection(data)
         job = start_export(
             user=request.user, inspection=inspection, asset=asset, format=data["format"]
         )

@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from inspection import selectors
+from inspection.api.base import query_int
 from inspection.api.permissions import IsInspector
 from inspection.api.schema import errors
 from inspection.api.serializers import PhotoSerializer
@@ -112,12 +113,11 @@ class QueueListView(APIView):
         description="Inspectors. The next unlabelled photos you could be given, best first "
         "(priority only; `next` adds diversity). `limit`: 1-500, default 50.",
         parameters=[OpenApiParameter("limit", int, required=False)],
-        responses={200: QueueListOutputSerializer},
+        responses={200: QueueListOutputSerializer, **errors(400)},
     )
     def get(self, request: Request) -> Response:
-        raw = request.query_params.get("limit", "50")
-        limit = int(raw) if raw.isdigit() else 50
+        limit = query_int(request, "limit", minimum=1, maximum=500) or 50
         rows = queue_candidates(request.user).values(
             "id", "queue_score", "score", "suggestion_state"
-        )[: max(1, min(limit, 500))]
+        )[:limit]
         return Response(QueueListOutputSerializer({"results": list(rows)}).data)

@@ -146,6 +146,20 @@ class ImportView(APIView):
         return Response(ImportReportSerializer(report).data, status=status.HTTP_201_CREATED)
 
 
+def export_selection(query: dict) -> tuple[Inspection | None, Asset | None]:
+    """What an export takes: one inspection, one asset or everything (both None).
+
+    With `asset` too, the filters combine: the inspection must be of that asset (404).
+    The zip download and the export job both choose through here.
+    """
+    if "inspection" in query:
+        same_asset = {"asset_id": query["asset"]} if "asset" in query else {}
+        return get_object_or_404(Inspection, pk=query["inspection"], **same_asset), None
+    if "asset" in query:
+        return None, get_object_or_404(Asset, pk=query["asset"])
+    return None, None
+
+
 class ExportView(APIView):
     permission_classes = [IsSupervisor]
 
@@ -166,17 +180,14 @@ class ExportView(APIView):
     )
     def get(self, request: Request) -> FileResponse:
         query = validated(ExportQuerySerializer, request.query_params)
-        inspection = asset = None
-        if "inspection" in query:
-            # with `asset` too, the filters combine: the inspection must be of that asset
-            same_asset = {"asset_id": query["asset"]} if "asset" in query else {}
-            inspection = get_object_or_404(Inspection, pk=query["inspection"], **same_asset)
-            stem = f"{inspection.asset.name}-{inspection.name}"
-        elif "asset" in query:
-            asset = get_object_or_404(Asset, pk=query["asset"])
-            stem = asset.name
-        else:
-            stem = "all"
+        inspection, asset = export_selection(query)
+        stem = (
+            f"{inspection.asset.name}-{inspection.name}"
+            if inspection
+            else asset.name
+            if asset
+            else "all"
+        )
         out = tempfile.TemporaryFile(suffix=".zip")  # deleted when the response closes it
         try:
             export_dataset(out, format=query["format"], inspection=inspection, asset=asset)
