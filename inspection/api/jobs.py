@@ -8,7 +8,6 @@ answer 202 with the job; an export job's zip downloads from /api/v1/jobs/{id}/fi
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db.models import QuerySet
 from django.http import FileResponse
@@ -25,9 +24,14 @@ from rest_framework.views import APIView
 from inspection.api.base import InputSerializer, Pagination, validated
 from inspection.api.permissions import IsInspector, IsIntegration, IsSupervisor
 from inspection.api.schema import errors
-from inspection.api.voc import FORMAT_HELP, FORMATS, ImportInputSerializer, export_selection
-from inspection.errors import TooLarge
-from inspection.models import Inspection, Job, Role
+from inspection.api.voc import (
+    FORMAT_HELP,
+    FORMATS,
+    ImportInputSerializer,
+    export_selection,
+    import_request,
+)
+from inspection.models import Job, Role
 from inspection.roles import has_role
 from inspection.services.job_files import start_export, start_import
 from inspection.services.jobs import cancel_job
@@ -180,19 +184,7 @@ class JobImportView(APIView):
     )
     def post(self, request: Request) -> Response:
         data = validated(ImportInputSerializer, request.data)
-        upload = data["file"]
-        limit = settings.RUSTWATCH_MAX_IMPORT_BYTES
-        if upload.size > limit:
-            raise TooLarge(
-                f"The archive is {upload.size:,} bytes; the limit is {limit:,} bytes.",
-                limit=limit,
-            )
-        inspection = None
-        if "inspection" in data:
-            inspection = Inspection.objects.filter(pk=data["inspection"]).first()
-            if inspection is None:
-                raise NotFound(f"No inspection with id {data['inspection']}.")
-        upload.seek(0)
+        upload, inspection = import_request(data)
         job = start_import(
             upload=upload,
             user=request.user,

@@ -112,7 +112,11 @@ class QueueListView(APIView):
         summary="The queue's order",
         description="Inspectors. The next unlabelled photos you could be given, best first "
         "(priority only; `next` adds diversity). `limit`: 1-500, default 50.",
-        parameters=[OpenApiParameter("limit", int, required=False)],
+        parameters=[
+            OpenApiParameter(
+                "limit", {"type": "integer", "minimum": 1, "maximum": 500}, required=False
+            )
+        ],
         responses={200: QueueListOutputSerializer, **errors(400)},
     )
     def get(self, request: Request) -> Response:

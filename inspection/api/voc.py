@@ -122,19 +122,7 @@ class ImportView(APIView):
     )
     def post(self, request: Request) -> Response:
         data = validated(ImportInputSerializer, request.data)
-        upload = data["file"]
-        limit = settings.RUSTWATCH_MAX_IMPORT_BYTES
-        if upload.size > limit:
-            raise TooLarge(
-                f"The archive is {upload.size:,} bytes; the limit is {limit:,} bytes.",
-                limit=limit,
-            )
-        inspection = None
-        if "inspection" in data:
-            inspection = Inspection.objects.filter(pk=data["inspection"]).first()
-            if inspection is None:
-                raise NotFound(f"No inspection with id {data['inspection']}.")
-        upload.seek(0)
+        upload, inspection = import_request(data)
         report = import_dataset(
             upload,
             format=data["format"],
@@ -144,6 +132,26 @@ class ImportView(APIView):
             user=request.user,
         )
         return Response(ImportReportSerializer(report).data, status=status.HTTP_201_CREATED)
+
+
+def import_request(data: dict) -> tuple[Any, Inspection | None]:
+    """The checked archive and target inspection of an import (the direct one and the job).
+
+    An archive over RUSTWATCH_MAX_IMPORT_BYTES is 413; an `inspection` id of no row, 404.
+    """
+    upload = data["file"]
+    limit = settings.RUSTWATCH_MAX_IMPORT_BYTES
+    if upload.size > limit:
+        raise TooLarge(
+            f"The archive is {upload.size:,} bytes; the limit is {limit:,} bytes.", limit=limit
+        )
+    inspection = None
+    if "inspection" in data:
+        inspection = Inspection.objects.filter(pk=data["inspection"]).first()
+        if inspection is None:
+            raise NotFound(f"No inspection with id {data['inspection']}.")
+    upload.seek(0)
+    return upload, inspection
 
 
 def export_selection(query: dict) -> tuple[Inspection | None, Asset | None]:
