@@ -227,7 +227,8 @@ def test_the_whole_loop_over_http_on_the_production_topology(topology, superviso
         version = get(f"/photos/{pid}/")["version"]
         r = http.post(
             base + f"/photos/{pid}/verdict/",
-            json={"verdict": "rust", "version": version},
+            json={"verdict": "rust"},
+            headers={"If-Match": f'"{version}"'},
             timeout=HTTP_TIMEOUT_S,
         )
         assert r.status_code == 200, r.text
