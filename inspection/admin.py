@@ -1,5 +1,7 @@
 """Django admin for every model.
 
+Supervisors use it too (inspection/roles.py): the team's accounts and roles
+here, but never a superuser's account or the staff / superuser flags.
 Photos, boxes and history are inspection records: the admin shows them but
 does not edit boxes or verdicts (that would bypass the history and the VOC
 XML); those changes go through the app. Deleting a photo goes through the
@@ -11,13 +13,16 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.models import Group
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
 from inspection.errors import DomainError
-from inspection.models import ApiToken, Asset, Box, Inspection, Label, Photo, PhotoEvent
+from inspection.models import ApiToken, Asset, Box, Inspection, Label, Photo, PhotoEvent, Role
 from inspection.services.photos import delete_photo
 from inspection.services.tokens import check_token_request, issue_token, revoke_token
 
@@ -367,3 +372,57 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     def delete_model(self, request: HttpRequest, obj: ApiToken) -> None:
         revoke_token(token=obj, revoked_by=request.user)
+
+
+User = get_user_model()
+# Only what a supervisor may set on an account: who it is, whether it works, its roles.
+_GUARDED_FIELDS = {"is_staff", "is_superuser", "user_permissions"}
+
+
+admin.site.unregister(User)  # django.contrib.auth.admin's, replaced by the one below
+
+
+@admin.register(User)
+class TeamUserAdmin(UserAdmin):
+    """Accounts and roles (the groups integration / inspector / supervisor)."""
+
+    list_display = ["username", "first_name", "last_name", "roles", "is_active", "last_login"]
+    list_filter = ["groups", "is_active", "is_staff", "is_superuser"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).prefetch_related("groups")
+
+    @admin.display(description="roles")
+    def roles(self, obj) -> str:
+        names = sorted(g.name for g in obj.groups.all())
+        return ", ".join(names) + (" (superuser)" if obj.is_superuser else "") or "-"
+
+    def get_fieldsets(self, request: HttpRequest, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if request.user.is_superuser:
+            return fieldsets
+        kept = []
+        for name, opts in fieldsets:
+            fields = [f for f in opts.get("fields", ()) if f not in _GUARDED_FIELDS]
+            if name == "Permissions":
+                name = "Account and roles"
+            kept.append((name, {**opts, "fields": fields}))
+        return kept
+
+    def formfield_for_manytomany(self, db_field, request: HttpRequest, **kwargs):
+        if db_field.name == "groups" and not request.user.is_superuser:
+            kwargs["queryset"] = Group.objects.filter(name__in=[r.value for r in Role])
+            kwargs["help_text"] = (
+                "Integration: upload and read. Inspector: label. Supervisor: everything."
+            )
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+            return False  # a supervisor sees a superuser's account, never changes it
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+            return False
+        return super().has_delete_permission(request, obj)

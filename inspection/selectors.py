@@ -19,8 +19,18 @@ from django.db.models import (
     Q,
     QuerySet,
 )
+from django.utils import timezone
 
-from inspection.models import Asset, Box, Inspection, Label, Photo, PhotoEvent, Verdict
+from inspection.models import (
+    Asset,
+    Box,
+    Inspection,
+    Label,
+    Photo,
+    PhotoEvent,
+    QueueLease,
+    Verdict,
+)
 
 # Boxes that count as the photo's annotation: drawn by a person, or a model
 # suggestion a person accepted. Suggested and rejected model boxes do not.
@@ -186,6 +196,13 @@ def photo_boxes(photo: Photo, *, include_rejected: bool = True) -> QuerySet[Box]
     if not include_rejected:
         qs = qs.exclude(source=Box.Source.MODEL, state=Box.State.REJECTED)
     return qs.order_by("source", "id")
+
+
+def queue_lease_held(photo: Photo, user) -> bool:
+    """True while the queue has `photo` leased to `user` (it came to them from the queue)."""
+    if not user.is_authenticated:
+        return False
+    return QueueLease.objects.filter(photo=photo, user=user, expires_at__gt=timezone.now()).exists()
 
 
 def photo_history(photo: Photo) -> QuerySet[PhotoEvent]:

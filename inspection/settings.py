@@ -101,7 +101,7 @@ if _PROXY_SSL:
     )
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "inspection.admin_apps.RustwatchAdminConfig",  # the admin, open to supervisors too
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -170,6 +170,13 @@ else:
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# ModelBackend for passwords and stored permissions; the role rule gives supervisors
+# their admin permissions (inspection/roles.py).
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "inspection.roles.SupervisorPermissionBackend",
+]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -22,7 +22,7 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse, QueryD
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
 from django.templatetags.static import static
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
 from inspection import selectors
@@ -266,13 +266,6 @@ def _neighbours(photo: Photo, query: QueryDict) -> dict[str, Any]:
     }
 
 
-def _queue_next_url() -> str:
-    try:
-        return reverse("api:queue-next")
-    except NoReverseMatch:  # the queue API is not there yet: the editor says so
-        return "/api/v1/queue/next"
-
-
 @role_required(Role.INTEGRATION)
 @require_GET
 def photo_detail(request: HttpRequest, pk: int) -> HttpResponse:
@@ -289,13 +282,16 @@ def photo_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "verdict_by_person": verdict_chosen_by_person(photo),
         "can_label": can["can_label"],
         "can_review": can["can_label"] and may_review_suggestions(request.user, photo),
+        # Skip is offered on the photo the queue gave this inspector (a live lease).
+        "from_queue": can["can_label"] and selectors.queue_lease_held(photo, request.user),
         "csrf": get_token(request),
         "labels": [label.name for label in selectors.label_list()],
         "urls": {
             "boxes": reverse("api:photo-boxes", args=[photo.pk]),
             "verdict": reverse("api:photo-verdict", args=[photo.pk]),
             "image": reverse("photo-image", args=[photo.pk]),
-            "queue_next": _queue_next_url(),
+            "queue_next": reverse("api:queue-next"),
+            "queue_skip": reverse("api:queue-skip", args=[photo.pk]),
         },
         "nav": nav,
     }

@@ -170,10 +170,26 @@ def report_progress(
     if total is not None:
         fields["progress_total"] = job.progress_total = total
     if details:
-        job.progress = {**(job.progress or {}), **details}
+        job.progress = merged_progress(job.progress, details)
         fields["progress"] = job.progress
     Job.objects.filter(pk=job.pk).update(**fields)
     check_cancel(job)
+
+
+def merged_progress(progress: dict | None, details: dict[str, Any]) -> dict[str, Any]:
+    """`details` over the job's progress; an epoch's loss is also kept in `losses`.
+
+    `losses[i]` is epoch i + 1's loss (None for an epoch never reported), so the run
+    page draws the whole curve whenever it is opened, not only the epochs it saw.
+    """
+    merged = {**(progress or {}), **details}
+    epoch, loss = details.get("epoch"), details.get("loss")
+    if isinstance(epoch, int) and epoch >= 1 and isinstance(loss, int | float):
+        losses = list(merged.get("losses") or [])
+        losses.extend([None] * (epoch - len(losses)))
+        losses[epoch - 1] = float(loss)
+        merged["losses"] = losses
+    return merged
 
 
 def append_log(job: Job, line: str) -> None:

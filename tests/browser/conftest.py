@@ -16,6 +16,9 @@ import pytest
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
+# The issue's laptop size: every page must work (and is screenshot) at 1280x800.
+VIEWPORT = {"width": 1280, "height": 800}
+
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -57,8 +60,8 @@ def browser() -> Iterator:
 
 @pytest.fixture
 def page(browser, live_server) -> Iterator:
-    """A fresh browser context (no cookies) with a page; waits default to 15 s."""
-    context = browser.new_context(base_url=live_server.url)
+    """A fresh browser context (no cookies) at 1280x800 with a page; waits default to 15 s."""
+    context = browser.new_context(base_url=live_server.url, viewport=VIEWPORT)
     context.set_default_timeout(15_000)
     pg = context.new_page()
     errors: list[str] = []
@@ -91,8 +94,24 @@ def login(page, username: str, password: str) -> None:
     page.wait_for_url(lambda url: not url.rstrip("/").endswith("/login"))
 
 
+def assert_fits(page) -> None:
+    """Nothing sticks out sideways: the page never scrolls horizontally at its viewport."""
+    overflow = page.evaluate(
+        """() => {
+          const doc = document.documentElement;
+          if (doc.scrollWidth <= doc.clientWidth + 1) return null;
+          const wide = [...document.querySelectorAll('body *')]
+            .filter((el) => el.getBoundingClientRect().right > doc.clientWidth + 1)
+            .map((el) => el.tagName.toLowerCase() + (el.id ? '#' + el.id : ''));
+          return {scrollWidth: doc.scrollWidth, width: doc.clientWidth, wide: wide.slice(0, 8)};
+        }"""
+    )
+    assert overflow is None, f"{page.url} overflows sideways: {overflow}"
+
+
 def screenshot(page, name: str) -> None:
-    """Keep a full-page screenshot when BROWSER_SCREENSHOTS names a folder (to look at them)."""
+    """Check the page fits its width; keep a screenshot when BROWSER_SCREENSHOTS names a folder."""
+    assert_fits(page)
     folder = os.environ.get("BROWSER_SCREENSHOTS")
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)

@@ -149,32 +149,35 @@ def test_supervisor_deploys_a_held_version_with_a_reason_and_rolls_back(page, re
 
 
 def test_run_page_shows_live_progress_and_cancel(page, seeded):
+    from inspection.services.jobs import report_progress
+
     make_user("sam", "supervisor")
     job = Job.objects.create(
         kind=Job.Kind.TRAIN,
         state=Job.State.RUNNING,
-        progress_step=1,
-        progress_total=4,
-        progress={"phase": "train", "epoch": 1, "loss": 0.91},
         log_tail="freezing the labelled photos\ntraining (detector: yes)",
     )
     run = TrainingRun.objects.create(job=job)
+    # three epochs done before anyone opens the page: the page still draws all three
+    for epoch, loss in ((1, 0.91), (2, 0.64), (3, 0.47)):
+        report_progress(job, step=1, total=4, phase="train", epoch=epoch, loss=loss)
     page.set_viewport_size({"width": 1280, "height": 800})
     login(page, "sam", "pw-sam")
     page.goto(f"/models/runs/{run.pk}/")
-    expect(page.locator("#epoch")).to_have_text("1")
-    expect(page.locator("#loss")).to_have_text("0.9100")
-
-    # the worker reports two more epochs: the page follows without a reload
-    for epoch, loss in ((2, 0.64), (3, 0.47)):
-        Job.objects.filter(pk=job.pk).update(
-            progress={"phase": "train", "epoch": epoch, "loss": loss},
-            log_tail=f"epoch {epoch}: loss {loss}",
-        )
-        expect(page.locator("#epoch")).to_have_text(str(epoch), timeout=POLL_WAIT_MS)
-        expect(page.locator("#loss")).to_have_text(f"{loss:.4f}", timeout=POLL_WAIT_MS)
+    expect(page.locator("#epoch")).to_have_text("3")
+    expect(page.locator("#loss")).to_have_text("0.4700")
     expect(page.locator("#loss-chart")).to_have_attribute("data-points", "3")
-    expect(page.locator("#log")).to_contain_text("epoch 3: loss 0.47")
+    expect(page.locator("#loss-chart circle title")).to_have_text(
+        ["epoch 1: loss 0.9100", "epoch 2: loss 0.6400", "epoch 3: loss 0.4700"]
+    )
+
+    # the worker reports another epoch: the page follows without a reload
+    report_progress(job, epoch=4, loss=0.41)
+    Job.objects.filter(pk=job.pk).update(log_tail="epoch 4: loss 0.41")
+    expect(page.locator("#epoch")).to_have_text("4", timeout=POLL_WAIT_MS)
+    expect(page.locator("#loss")).to_have_text("0.4100", timeout=POLL_WAIT_MS)
+    expect(page.locator("#loss-chart")).to_have_attribute("data-points", "4")
+    expect(page.locator("#log")).to_contain_text("epoch 4: loss 0.41")
     screenshot(page, "run-live-1280")
 
     page.get_by_role("button", name="Cancel the run").click()

@@ -62,6 +62,22 @@ def test_supervisor_accepts_and_rejects_from_the_review_page(page, queue):
     # the overlay is the editor's renderer: yellow (suggestion) pixels where the unselected box is
     assert _has_colour_near(page, photo, drop, (255, 230, 0))
     assert not _has_colour_near(page, photo, keep, (255, 230, 0))  # selected: drawn white
+    # ? shows the page's keys in the editor's dialog (drawn from the review key map)
+    page.locator("body").press("?")
+    dialog = page.locator("#shortcuts-dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog.locator("dl.keys dd")).to_have_count(8)
+    expect(dialog).to_contain_text("Reject the selected suggestion")
+    screenshot(page, "review-photo-keys")
+    page.keyboard.press("x")  # the open list takes only ? and Esc: nothing is rejected
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    page.get_by_role("button", name="all keys").click()
+    expect(dialog).to_be_visible()
+    page.keyboard.press("?")
+    expect(dialog).to_be_hidden()
+    drop.refresh_from_db()
+    assert drop.state == Box.State.SUGGESTED
 
     row = page.locator(f'#suggestions li[data-box="{keep.pk}"]')
     row.get_by_role("button", name="Accept").click()

@@ -144,3 +144,104 @@ def test_admin_issues_a_token_shows_its_key_once_and_revokes_it(admin_client_, i
     delete = reverse("admin:inspection_apitoken_delete", args=[token.pk])
     assert admin_client_.post(delete, {"post": "yes"}).status_code == 302
     assert not ApiToken.objects.exists()
+
+
+# --- supervisors use the admin (not staff): records, schedules, people and roles -------
+
+
+def _signed_in(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_a_supervisor_who_is_not_staff_uses_the_admin(supervisor, photo):
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    assert not supervisor.is_staff and not supervisor.is_superuser
+    sam = _signed_in(supervisor)
+    index = sam.get(reverse("admin:index"))
+    assert index.status_code == 200
+    html = index.content.decode()
+    for name in ("Photos", "Boxes", "Periodic tasks", "Crontabs", "Users"):
+        assert f">{name}<" in html, name
+    assert ">Groups<" in html  # seen, not changed (who holds a role is set on the user)
+    assert sam.get(reverse("admin:auth_group_add")).status_code == 403
+    # the photo list with its preview, and Django's own rule still holds: boxes are read-only
+    assert sam.get(reverse("admin:inspection_photo_changelist")).status_code == 200
+    assert sam.get(reverse("admin:inspection_box_add")).status_code == 403
+
+    # a schedule is editable: add one through the admin's own form
+    every = IntervalSchedule.objects.create(every=6, period=IntervalSchedule.HOURS)
+    response = sam.post(
+        reverse("admin:django_celery_beat_periodictask_add"),
+        {
+            "name": "retrain every 6 h",
+            "regtask": "inspection.tasks.training.nightly_run",
+            "task": "",
+            "interval": every.pk,
+            "enabled": "on",
+            "args": "[]",
+            "kwargs": "{}",
+            "priority": "",
+            "queue": "",
+            "exchange": "",
+            "routing_key": "",
+            "headers": "{}",
+            "expire_seconds": "",
+            "description": "",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert PeriodicTask.objects.filter(name="retrain every 6 h", interval=every).exists()
+
+
+def test_a_supervisor_sets_roles_but_never_staff_superuser_or_a_superuser(supervisor, inspector):
+    from django.contrib.auth.models import Group
+
+    root = User.objects.create_superuser("root", "root@example.com", "pw")
+    sam = _signed_in(supervisor)
+    url = reverse("admin:auth_user_change", args=[inspector.pk])
+    form = sam.get(url).content.decode()
+    assert 'name="groups"' in form
+    assert 'name="is_superuser"' not in form and 'name="is_staff"' not in form
+    assert 'name="user_permissions"' not in form
+    sup = Group.objects.get(name="supervisor")
+    response = sam.post(
+        url,
+        {
+            "username": inspector.username,
+            "first_name": "Ines",
+            "last_name": "",
+            "email": "",
+            "is_active": "on",
+            "groups": [sup.pk],
+            "is_superuser": "on",  # not on the form: ignored
+            "is_staff": "on",
+            "last_login_0": "",
+            "last_login_1": "",
+            "date_joined_0": "2026-01-01",
+            "date_joined_1": "08:00:00",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    inspector.refresh_from_db()
+    assert list(inspector.groups.values_list("name", flat=True)) == ["supervisor"]
+    assert not inspector.is_superuser and not inspector.is_staff
+    # a superuser's account: shown, never changed
+    assert sam.get(reverse("admin:auth_user_change", args=[root.pk])).status_code == 200
+    refused = sam.post(reverse("admin:auth_user_change", args=[root.pk]), {"username": "x"})
+    assert refused.status_code == 403
+    assert sam.get(reverse("admin:auth_user_password_change", args=[root.pk])).status_code == 403
+
+
+def test_the_admin_refuses_inspectors_and_integrations(inspector, integration_user):
+    for user in (inspector, integration_user):
+        response = _signed_in(user).get(reverse("admin:index"))
+        assert response.status_code == 302 and "/admin/login/" in response["Location"]
+    # the admin's own sign-in form says why, for a valid password of a non-supervisor
+    response = Client().post(
+        reverse("admin:login"), {"username": "ines", "password": "pw-ines", "next": "/admin/"}
+    )
+    assert response.status_code == 200
+    assert "The admin is for supervisors" in response.content.decode()

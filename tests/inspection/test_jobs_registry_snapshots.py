@@ -73,6 +73,17 @@ def test_cancel_queued_at_once_running_at_next_step(supervisor, inspector):
         jobs.report_progress(claimed, step=1, total=3, phase="export")
 
 
+def test_progress_keeps_every_epochs_loss_for_the_run_page(supervisor, client_for):
+    job = jobs.create_job(kind=Job.Kind.TRAIN, user=supervisor)
+    jobs.claim_job(job.pk, worker="w1")
+    for epoch, loss in ((1, 0.9), (2, 0.7), (4, 0.5), (2, 0.65)):  # epoch 3 never reported
+        jobs.report_progress(job, phase="train", epoch=epoch, loss=loss)
+    jobs.report_progress(job, phase="evaluate")  # details without a loss keep the history
+    progress = client_for(supervisor).get(f"/api/v1/jobs/{job.pk}/").json()["progress"]
+    assert progress["losses"] == [0.9, 0.65, None, 0.5]
+    assert (progress["epoch"], progress["loss"], progress["phase"]) == (2, 0.65, "evaluate")
+
+
 def _other():
     from tests.conftest import make_user
 

@@ -4,7 +4,8 @@
 import { call, getState, saveBoxes, setVerdict } from "../api.js";
 import { clearDraft, loadDraft, saveDraft } from "./drafts.js";
 import { boxAt, fromCorners, handleAt, isUsable, moved, resized } from "./geometry.js";
-import { KEYMAP, commandFor, keyLabel } from "./keys.js";
+import { shortcutsDialog } from "../shortcuts.js";
+import { KEYMAP, commandFor } from "./keys.js";
 import { HANDLE_SIZE, Renderer } from "./render.js";
 import { EditorState } from "./state.js";
 import { View } from "./view.js";
@@ -46,22 +47,34 @@ const pointers = new Map();
 // --- drawing -----------------------------------------------------------------
 
 let frame = 0;
-let zoomedAt = -Infinity; // labels wait until a wheel zoom stops: boxes stay exact, frames stay short
+let movedAt = -Infinity; // labels and halos wait until the view stops: boxes stay exact, frames stay short
 let settle = 0;
+let shownScale = NaN;
 function render() {
   if (frame) return;
   frame = requestAnimationFrame(() => {
     frame = 0;
     img.style.transform = view.cssTransform;
-    img.classList.toggle("pixelated", view.scale >= 2);
     renderer.draw({
       boxes: state.boxes, threshold: Number(slider.value), selected: state.selected, hover,
       drawing: gesture && gesture.type === "draw" ? gesture.box : null, theirs,
-      quick: performance.now() - zoomedAt < 150,
+      quick: performance.now() - movedAt < 150,
       active: gesture && ((gesture.type === "move" && gesture.started) || gesture.type === "resize") ? gesture.box.key : null,
     });
-    $("#zoom-level").textContent = `${Math.round(view.scale * 100)} %`;
+    if (view.scale !== shownScale) {
+      shownScale = view.scale;
+      img.classList.toggle("pixelated", view.scale >= 2);
+      $("#zoom-level").textContent = `${Math.round(view.scale * 100)} %`;
+    }
   });
+}
+
+/** The view moved (wheel, pinch, pan): quick frames now, a full one once it rests. */
+function viewMoved() {
+  movedAt = performance.now();
+  clearTimeout(settle);
+  settle = setTimeout(render, 160);
+  render();
 }
 
 // The stage fills the window below the toolbar (the panel beside it scrolls on its own).
@@ -485,19 +498,27 @@ async function go(url, what) {
   window.location.assign(url);
 }
 
+// The queue answers {photo, detail, ...} (GET next, POST skip): go to its photo, or say why not.
+function followQueue(result) {
+  if (!result.ok) { status(`No photo from the queue: ${result.message}`, "warn"); return; }
+  const b = result.body || {};
+  if (!b.photo) { status(b.detail || "The queue is empty: every photo is labelled.", "ok"); return; }
+  window.location.assign(`/photos/${b.photo.id}/${data.nav.query ? `?${data.nav.query}` : ""}`);
+}
+
 async function queueNext() {
   if (state.dirty && !(await save())) return;
   status("Asking the queue…");
-  const result = await call(data.urls.queue_next);
-  if (result.status === 404 && result.body && /no API endpoint/.test(result.body.detail || "")) {
-    status("The active-learning queue is not available on this server yet.", "warn");
-    return;
-  }
-  if (!result.ok) { status(`No photo from the queue: ${result.message}`, "warn"); return; }
-  const b = result.body || {};
-  const id = b.photo?.id ?? b.photo_id ?? (typeof b.photo === "number" ? b.photo : null) ?? b.id;
-  if (!id) { status(b.detail || "The queue is empty: every photo is labelled.", "ok"); return; }
-  window.location.assign(`/photos/${id}/${data.nav.query ? `?${data.nav.query}` : ""}`);
+  followQueue(await call(data.urls.queue_next));
+}
+
+// Skip gives the photo back (others get it; not offered to me again for a while).
+// Unsaved edits are not thrown away by a skip: save or undo them first.
+async function queueSkip() {
+  if (!data.from_queue) { status("Skip is for a photo the queue gave you: Q takes one.", "warn"); return; }
+  if (state.dirty) { status("Unsaved changes: save them (Ctrl+S) or undo them before skipping.", "warn"); return; }
+  status("Skipping…");
+  followQueue(await call(data.urls.queue_skip, { method: "POST", csrf }));
 }
 
 // --- pointer gestures -----------------------------------------------------------
@@ -571,13 +592,13 @@ stage.addEventListener("pointermove", (e) => {
       if (gesture.dist > 0) view.zoomAt(mid.x, mid.y, dist / gesture.dist);
       gesture.dist = dist;
       gesture.mid = mid;
-      render();
+      viewMoved();
       return;
     }
     case "pan":
       view.pan(p.x - gesture.last.x, p.y - gesture.last.y);
       gesture.last = p;
-      render();
+      viewMoved();
       return;
     case "draw":
       gesture.box = fromCorners(gesture.x0, gesture.y0, at.x, at.y, photo.width, photo.height);
@@ -647,15 +668,13 @@ stage.addEventListener("pointerleave", () => { if (!gesture) setHover(null); });
 stage.addEventListener("contextmenu", (e) => e.preventDefault());
 stage.addEventListener("auxclick", (e) => e.preventDefault());
 
+// A fast wheel sends several steps a frame: each moves the view, one frame draws them all.
 stage.addEventListener("wheel", (e) => {
   e.preventDefault();
   const p = local(e);
   const delta = e.deltaMode === 1 ? e.deltaY * 16 : e.deltaY;
   view.zoomAt(p.x, p.y, Math.exp(-delta * 0.0015));
-  zoomedAt = performance.now();
-  clearTimeout(settle);
-  settle = setTimeout(render, 160);
-  render();
+  viewMoved();
 }, { passive: false });
 
 // --- keyboard -------------------------------------------------------------------------
@@ -684,6 +703,7 @@ const COMMANDS = {
   next: () => go(data.nav.next, "next photo"),
   nextUnlabelled: () => go(data.nav.next_unlabelled, "unlabelled photo after this one"),
   queueNext,
+  queueSkip,
   verified: toggleVerified,
   verdictRust: () => verdict("rust"),
   verdictNoRust: () => verdict("norust"),
@@ -696,7 +716,7 @@ const COMMANDS = {
   zoomOut: () => { view.zoomAt(view.sw / 2, view.sh / 2, 0.8); render(); },
   fit: () => { view.fit(); render(); },
   actualSize: () => { view.actualSize(); render(); },
-  help: () => (helpDialog.open ? helpDialog.close() : helpDialog.showModal()),
+  help: () => toggleHelp(),
 };
 
 document.addEventListener("keydown", (e) => {
@@ -741,6 +761,7 @@ const clicks = {
   "btn-next": COMMANDS.next,
   "btn-next-unlabelled": COMMANDS.nextUnlabelled,
   "btn-queue": queueNext,
+  "btn-skip": queueSkip,
   "btn-accept-above": acceptAbove,
   "btn-help": COMMANDS.help,
 };
@@ -772,22 +793,7 @@ $("#label").addEventListener("change", (e) => {
   if (b && b.state === "accepted" && editable()) state.change(() => { b.label = e.target.value; });
 });
 
-const helpDialog = document.getElementById("shortcuts-dialog");
-function shortcutList() {
-  const dl = document.createElement("dl");
-  dl.className = "keys";
-  for (const k of KEYMAP) {
-    const dt = document.createElement("dt");
-    dt.innerHTML = k.keys.filter((c) => !c.startsWith("arrow") || c === "arrowleft")
-      .map((c) => `<kbd>${c.startsWith("arrow") ? "← ↑ → ↓" : keyLabel(c)}</kbd>`).join(" ");
-    const dd = document.createElement("dd");
-    dd.textContent = k.help;
-    dl.append(dt, dd);
-  }
-  return dl;
-}
-$("#shortcuts").append(shortcutList());
-helpDialog.querySelector(".body").append(shortcutList());
+const { dialog: helpDialog, toggle: toggleHelp } = shortcutsDialog(KEYMAP);
 
 window.addEventListener("beforeunload", (e) => {
   if (!state.dirty) return;

@@ -15,6 +15,7 @@ export const KEYMAP = [
   { keys: ["d"], command: "next", help: "Next photo" },
   { keys: ["shift+d"], command: "nextUnlabelled", help: "Next unlabelled photo" },
   { keys: ["q"], command: "queueNext", help: "Next photo in the queue" },
+  { keys: ["shift+q"], command: "queueSkip", help: "Skip this queue photo (others get it) and take the next" },
   { keys: [" "], command: "verified", help: "Mark verified / not verified (hold and drag: pan)" },
   { keys: ["r"], command: "verdictRust", help: "Verdict: rust" },
   { keys: ["n"], command: "verdictNoRust", help: "Verdict: no rust" },
@@ -45,15 +46,33 @@ export function chord(event) {
   return [...mods, key].join("+");
 }
 
-const BY_CHORD = new Map(KEYMAP.flatMap((k) => k.keys.map((c) => [c, k.command])));
+/** event -> command name (or null) for a keymap: the editor's, the review page's. */
+export function lookup(keymap) {
+  const byChord = new Map(keymap.flatMap((k) => k.keys.map((c) => [c, k.command])));
+  return (event) => byChord.get(chord(event)) ?? null;
+}
+
+const editorCommand = lookup(KEYMAP);
 
 export function commandFor(event) {
-  const c = chord(event);
-  if (BY_CHORD.has(c)) return BY_CHORD.get(c);
+  const command = editorCommand(event);
+  if (command) return command;
   // Shift+arrow nudges 10 px: the same command.
-  if (c.startsWith("shift+arrow")) return "nudge";
-  return null;
+  return chord(event).startsWith("shift+arrow") ? "nudge" : null;
 }
+
+// The supervisor's review page (static/js/supervisor/review.js): the editor's keys
+// where the two pages do the same thing.
+export const REVIEW_KEYMAP = [
+  { keys: ["tab", "shift+tab"], command: "cycle", help: "Select the next / previous suggestion" },
+  { keys: ["enter"], command: "accept", help: "Accept the selected suggestion (or save its correction)" },
+  { keys: ["x"], command: "reject", help: "Reject the selected suggestion" },
+  { keys: ["escape"], command: "cancel", help: "Undo the selected suggestion's correction" },
+  { keys: ["a"], command: "prev", help: "Previous photo in the review queue" },
+  { keys: ["d"], command: "next", help: "Next photo in the review queue" },
+  { keys: ["f", "0"], command: "fit", help: "Fit the photo (the wheel zooms, a double click fits)" },
+  { keys: ["?"], command: "help", help: "Show or hide this list" },
+];
 
 /** "Ctrl+Shift+Z" from "ctrl+shift+z", for the page. */
 export function keyLabel(c) {

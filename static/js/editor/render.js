@@ -47,7 +47,8 @@ export class Renderer {
    * state "rejected", and suggestions under the threshold, are not drawn.
    * `active` is the key of the box being dragged: the others are drawn once into
    * a bitmap that each frame copies, so a drag costs one box however many there are.
-   * `quick` leaves the labels out (while the wheel zooms; they return when it stops).
+   * `quick` (while the view moves: wheel, pinch, pan) leaves the labels and the dark
+   * halo out, which halves what a frame rasterises; both return when the view stops.
    */
   draw(scene) {
     if (scene.active == null) {
@@ -100,8 +101,9 @@ export class Renderer {
       this.stroke(items, STYLE.theirs, 2);
       this.labels(items, STYLE.theirs, (b) => `theirs: ${b.label}`);
     }
-    this.stroke(groups.suggested, STYLE.suggested, 2);
-    this.stroke(groups.human, STYLE.human, 2);
+    const halo = !scene.quick;
+    this.stroke(groups.suggested, STYLE.suggested, 2, halo);
+    this.stroke(groups.human, STYLE.human, 2, halo);
     if (!scene.quick) {
       this.labels(groups.suggested, STYLE.suggested, (b) => `${b.label} ${(b.score ?? 0).toFixed(2)}`);
       this.labels(groups.human, STYLE.human, (b) => (b.source === "model" ? `${b.label} ✓` : b.label));
@@ -111,15 +113,17 @@ export class Renderer {
     if (scene.drawing) this.stroke([{ r: this.rect(scene.drawing) }], STYLE.drawing, 1.5);
   }
 
-  stroke(items, style, width) {
+  stroke(items, style, width, halo = true) {
     if (!items.length) return;
     const { ctx } = this;
     ctx.beginPath();
     for (const { r } of items) ctx.rect(r[0], r[1], r[2], r[3]);
     ctx.setLineDash([]);
-    ctx.lineWidth = width + 2;
-    ctx.strokeStyle = HALO;
-    ctx.stroke();
+    if (halo) {
+      ctx.lineWidth = width + 2;
+      ctx.strokeStyle = HALO;
+      ctx.stroke();
+    }
     ctx.setLineDash(style.dash);
     ctx.lineWidth = width;
     ctx.strokeStyle = style.color;

@@ -1,12 +1,15 @@
 // The review page: human and model boxes over the photo, drawn by the box
 // editor's renderer (same styles, same labels), with zoom, hover between the
 // list and the boxes, and keys: Tab picks the next suggestion, Enter accepts,
-// X rejects, A / D go to the previous / next photo of the queue.
+// X rejects, A / D go to the previous / next photo of the queue, ? lists the keys
+// (the editor's dialog, from REVIEW_KEYMAP).
 // Correct: drag the selected suggestion (or a handle of its correction) and
 // save; the server turns it into a person's box and the suggestion into an edit.
 import { boxAt, handleAt, moved, resized } from "../editor/geometry.js";
 import { Renderer } from "../editor/render.js";
+import { REVIEW_KEYMAP, lookup } from "../editor/keys.js";
 import { View } from "../editor/view.js";
+import { shortcutsDialog } from "../shortcuts.js";
 
 const data = JSON.parse(document.getElementById("overlay-data").textContent);
 const stage = document.getElementById("review-overlay");
@@ -146,31 +149,45 @@ function press(action) {
   if (button) button.click();
 }
 
-document.addEventListener("keydown", (e) => {
-  if (e.target.closest("input, textarea, select") || e.ctrlKey || e.metaKey || e.altKey) return;
-  const key = e.key.toLowerCase();
-  if (key === "tab" && rows.length) {
-    e.preventDefault();
-    const at = rows.findIndex((r) => Number(r.dataset.box) === selected);
-    const next = (at + (e.shiftKey ? rows.length - 1 : 1)) % rows.length;
-    selected = Number(rows[next].dataset.box);
-    draw();
-  } else if (key === "enter" && !e.target.closest("button, a")) {
-    e.preventDefault();
-    press("accept");
-  } else if (key === "x") {
-    press("reject");
-  } else if (key === "escape" && corrections.has(selected)) {
+const commandFor = lookup(REVIEW_KEYMAP);
+const { dialog: help, toggle: toggleHelp } = shortcutsDialog(REVIEW_KEYMAP);
+
+function cycle(back) {
+  if (!rows.length) return;
+  const at = rows.findIndex((r) => Number(r.dataset.box) === selected);
+  const next = (at + (back ? rows.length - 1 : 1)) % rows.length;
+  selected = Number(rows[next].dataset.box);
+  draw();
+}
+
+const COMMANDS = {
+  cycle: (e) => cycle(e.shiftKey),
+  accept: () => press("accept"),
+  reject: () => press("reject"),
+  cancel: () => {
+    if (!corrections.has(selected)) return;
     corrections.delete(selected);
     showCorrection(selected);
     draw();
-  } else if (key === "a" || key === "d") {
-    const link = document.getElementById(key === "a" ? "prev-photo" : "next-photo");
-    if (link) link.click();
-  } else if (key === "f" || key === "0") {
-    view.fit(); draw();
-  }
+  },
+  prev: () => document.getElementById("prev-photo")?.click(),
+  next: () => document.getElementById("next-photo")?.click(),
+  fit: () => { view.fit(); draw(); },
+  help: toggleHelp,
+};
+
+document.addEventListener("keydown", (e) => {
+  if (e.target.closest("input, textarea, select")) return;
+  const command = commandFor(e);
+  if (!command) return;
+  // A focused button or link keeps its own Enter; the open list takes only ? and Esc.
+  if (command === "accept" && e.target.closest("button, a")) return;
+  if (help.open && command !== "help") return;
+  if (command === "cycle" && !rows.length) return;
+  e.preventDefault();
+  COMMANDS[command](e);
 });
 
 new ResizeObserver(layout).observe(stage);
 if (img.complete) layout(); else img.addEventListener("load", layout);
+document.getElementById("btn-help")?.addEventListener("click", () => toggleHelp());

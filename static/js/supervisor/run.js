@@ -1,18 +1,23 @@
 // A training run's page, live: polls the job API (GET /api/v1/jobs/{id}/) and
-// shows step, phase, epoch and loss, a loss-per-epoch line, the log tail and
-// the state; when the job finishes the page reloads once to list its versions.
+// shows step, phase, epoch and loss, the loss of every epoch so far (the job's
+// progress.losses, however late the page was opened), the log tail and the
+// state; when the job finishes the page reloads once to list its versions.
 
 const POLL_MS = 1500;
 const live = document.getElementById("live");
 const url = live.dataset.jobUrl;
 const $ = (id) => document.getElementById(id);
-const losses = new Map(); // epoch -> loss, as seen while polling (or given by the job)
+// epoch -> loss: the job's whole history (progress.losses, kept by the worker's every
+// epoch report), and the live epoch on top.
+const losses = new Map();
 let finished = live.dataset.finished === "true";
 
+// Epoch labels and dots thin out on long runs: about ten labels, dots up to 60 epochs.
 function drawLoss() {
   const svg = $("loss-chart");
   const points = [...losses.entries()].sort((a, b) => a[0] - b[0]);
-  if (points.length < 1) { svg.innerHTML = ""; return; }
+  $("loss-empty").hidden = points.length > 0;
+  if (points.length < 1) { svg.innerHTML = ""; svg.dataset.points = "0"; return; }
   const w = 1040, h = 200, left = 50, right = 12, top = 12, bottom = 24;
   const ys = points.map((p) => p[1]);
   let lo = Math.min(...ys), hi = Math.max(...ys);
@@ -24,9 +29,13 @@ function drawLoss() {
   const ticks = [lo, (lo + hi) / 2, hi].map((v) =>
     `<line class="axis" x1="${left}" x2="${w}" y1="${y(v)}" y2="${y(v)}" stroke-dasharray="2 3"/>` +
     `<text x="${left - 6}" y="${y(v)}" text-anchor="end" dominant-baseline="middle">${v.toPrecision(3)}</text>`).join("");
-  const labels = points.map(([e]) => `<text x="${x(e)}" y="${h - 6}" text-anchor="middle">${e}</text>`).join("");
-  const dots = points.map(([e, v]) => `<circle cx="${x(e)}" cy="${y(v)}" r="3" fill="#c2410c"><title>epoch ${e}: loss ${v.toFixed(4)}</title></circle>`).join("");
-  svg.innerHTML = `${ticks}${labels}<polyline points="${poly}" stroke="#c2410c"/>${dots}`;
+  const every = Math.max(1, Math.ceil((last - first + 1) / 10));
+  const labels = points.filter(([e]) => (e - first) % every === 0 || e === last)
+    .map(([e]) => `<text x="${x(e)}" y="${h - 6}" text-anchor="middle">${e}</text>`).join("");
+  const dots = points.length > 60 ? "" : points.map(([e, v]) =>
+    `<circle cx="${x(e)}" cy="${y(v)}" r="3" fill="#c2410c"><title>epoch ${e}: loss ${v.toFixed(4)}</title></circle>`).join("");
+  svg.innerHTML = `${ticks}${labels}<polyline points="${poly}" stroke="#c2410c"/>${dots}` +
+    `<text x="${w}" y="${h - 6}" text-anchor="end" class="muted">epoch</text>`;
   svg.dataset.points = String(points.length);
 }
 
