@@ -412,6 +412,8 @@ class TeamUserAdmin(UserAdmin):
     def formfield_for_manytomany(self, db_field, request: HttpRequest, **kwargs):
         if db_field.name == "groups" and not request.user.is_superuser:
             kwargs["queryset"] = Group.objects.filter(name__in=[r.value for r in Role])
+            kwargs["widget"] = forms.CheckboxSelectMultiple
+            kwargs["label"] = "Roles"
             kwargs["help_text"] = (
                 "Integration: upload and read. Inspector: label. Supervisor: everything."
             )

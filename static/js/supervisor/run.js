@@ -30,12 +30,11 @@ function drawLoss() {
     `<line class="axis" x1="${left}" x2="${w}" y1="${y(v)}" y2="${y(v)}" stroke-dasharray="2 3"/>` +
     `<text x="${left - 6}" y="${y(v)}" text-anchor="end" dominant-baseline="middle">${v.toPrecision(3)}</text>`).join("");
   const every = Math.max(1, Math.ceil((last - first + 1) / 10));
-  const labels = points.filter(([e]) => (e - first) % every === 0 || e === last)
+  const labels = points.filter(([e]) => ((e - first) % every === 0 && last - e >= every / 2) || e === last)
     .map(([e]) => `<text x="${x(e)}" y="${h - 6}" text-anchor="middle">${e}</text>`).join("");
   const dots = points.length > 60 ? "" : points.map(([e, v]) =>
     `<circle cx="${x(e)}" cy="${y(v)}" r="3" fill="#c2410c"><title>epoch ${e}: loss ${v.toFixed(4)}</title></circle>`).join("");
-  svg.innerHTML = `${ticks}${labels}<polyline points="${poly}" stroke="#c2410c"/>${dots}` +
-    `<text x="${w}" y="${h - 6}" text-anchor="end" class="muted">epoch</text>`;
+  svg.innerHTML = `${ticks}${labels}<polyline points="${poly}" stroke="#c2410c"/>${dots}`;
   svg.dataset.points = String(points.length);
 }
 
@@ -45,7 +44,7 @@ function show(job) {
   $("run-state").className = `state ${job.state}`;
   $("step").textContent = `${job.progress_step} / ${job.progress_total || "?"}`;
   $("phase").textContent = p.phase || "—";
-  $("epoch").textContent = p.epoch ?? "—";
+  $("epoch").textContent = p.epoch == null ? "—" : `${p.epoch}${p.epochs ? ` / ${p.epochs}` : ""}`;
   $("loss").textContent = typeof p.loss === "number" ? p.loss.toFixed(4) : "—";
   const share = job.progress_total ? Math.min(100, (100 * job.progress_step) / job.progress_total) : 0;
   $("bar").style.width = `${job.state === "succeeded" ? 100 : share}%`;
