@@ -242,8 +242,9 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-# A prefork child imports TensorFlow and loads the deployed models before it reports
-# "up" (inspection/tasks/scoring.py); Celery's 4 s default killed children on a busy CPU.
+# A prefork child of a `predict` worker imports TensorFlow and loads the deployed models
+# before it reports "up" (inspection/tasks/scoring.py; children of `train` and `default`-only
+# workers load nothing); Celery's 4 s default killed those children on a busy CPU.
 CELERY_WORKER_PROC_ALIVE_TIMEOUT = env_int("RUSTWATCH_WORKER_START_TIMEOUT", 120)
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_DEFAULT_QUEUE = "default"
@@ -307,6 +308,9 @@ RUSTWATCH_DETECTOR_SCORE_FLOOR = float(os.environ.get("RUSTWATCH_DETECTOR_SCORE_
 RUSTWATCH_QUEUE_LEASE_S = env_int("RUSTWATCH_QUEUE_LEASE_S", 15 * 60)
 RUSTWATCH_QUEUE_SKIP_S = env_int("RUSTWATCH_QUEUE_SKIP_S", 24 * 3600)
 RUSTWATCH_QUEUE_POOL = env_int("RUSTWATCH_QUEUE_POOL", 20)
+# How often beat re-ranks the queue from the cached scores (the PeriodicTask "queue
+# re-rank", created with this interval when migrating; edit it in the admin afterwards).
+RUSTWATCH_QUEUE_RERANK_MINUTES = env_int("RUSTWATCH_QUEUE_RERANK_MINUTES", 60)
 # Prediction API: how long a request waits for the worker before answering 202 with the
 # job; requests per token (DRF rate: "60/min", "1000/hour").
 RUSTWATCH_PREDICT_WAIT_S = float(os.environ.get("RUSTWATCH_PREDICT_WAIT_S", "5"))

@@ -34,7 +34,7 @@ from inspection.errors import (
     TooLarge,
     UnsupportedMediaType,
 )
-from inspection.models import Inspection, Photo, PhotoEvent, Verdict
+from inspection.models import Inspection, Photo, PhotoEvent, SuggestionState, Verdict
 from inspection.services.history import actor_or_none, check_version, photo_state, record_event
 from inspection.services.media import write_media
 from inspection.services.voc_files import voc_follows_rows, voc_path, write_photo_voc
@@ -253,8 +253,13 @@ def ingest_photo(
     filename: str,
     user: AbstractBaseUser | None,
     action: str = PhotoEvent.Action.UPLOAD,
+    score: bool = True,
 ) -> Photo:
     """Validate, store and record one photo of an inspection; schedule its thumbnail.
+
+    And its scoring by the deployed models, unless `score` is False: then the caller
+    scores it and stores the prediction itself (the prediction API's `store`), and the
+    photo says it is queued until then.
 
     Raises InvalidImage (400), UnsupportedMediaType (415), TooLarge (413) or
     DuplicatePhoto (409, `photo_id` names the existing photo).
@@ -286,6 +291,7 @@ def ingest_photo(
                 content_type=image.content_type,
                 original_name=filename,
                 uploaded_by=actor_or_none(user),
+                **({} if score else {"suggestion_state": SuggestionState.QUEUED}),
             )
             photo.image.name = name
             photo.save()
@@ -305,7 +311,7 @@ def ingest_photo(
             )
             # Every photo has its XML from the start (no boxes yet), as CVAT exports do.
             write_photo_voc(photo)
-            transaction.on_commit(lambda: _after_upload(photo.pk), robust=True)
+            transaction.on_commit(lambda: _after_upload(photo.pk, score=score), robust=True)
     except IntegrityError as exc:
         remove_file()
         existing = Photo.objects.filter(sha256=image.sha256).first()
@@ -333,12 +339,13 @@ def _schedule_thumbnail(photo_id: int) -> None:
     make_thumbnail.delay(photo_id)
 
 
-def _after_upload(photo_id: int) -> None:
+def _after_upload(photo_id: int, *, score: bool = True) -> None:
     """Once the photo is committed: its thumbnail, and its scoring by the deployed models."""
     from inspection.services.suggestions import photo_uploaded
 
     _schedule_thumbnail(photo_id)
-    photo_uploaded(photo_id)
+    if score:
+        photo_uploaded(photo_id)
 
 
 def ingest_photos(

@@ -56,8 +56,10 @@ def request_prediction(
     """Validate the images, keep them in storage and queue a `predict` job for them.
 
     With `inspection`, each image is stored as a photo of it through the normal
-    upload service (a photo uploaded before is predicted as it is). A bad image
-    is the upload's 4xx, naming the file; then nothing is queued or kept.
+    upload service (a photo uploaded before is predicted as it is), and the job's
+    answer is stored as its suggestions: the photo is scored once, not once for the
+    answer and again by the upload's scoring task. A bad image is the upload's 4xx,
+    naming the file; then nothing is queued or kept.
     """
     if not files:
         raise DomainError("Attach an image to predict.", field="image")
@@ -78,6 +80,7 @@ def request_prediction(
                         file=ContentFile(image.data, name=name),
                         filename=name,
                         user=user,
+                        score=False,  # the job's answer becomes its suggestions
                     )
                     stored = True
                 except DuplicatePhoto as dup:
@@ -118,8 +121,17 @@ def request_prediction(
         for item in images:
             if item["temporary"]:
                 default_storage.delete(item["name"])
+        _score_later([item["photo"] for item in images if item["stored"]])
         raise
     return job
+
+
+def _score_later(photo_ids: list[int]) -> None:
+    """Photos kept for a prediction that will not answer: score them the usual way."""
+    from inspection.services.suggestions import schedule_scoring
+
+    if photo_ids:
+        schedule_scoring(photo_ids, reason="prediction not answered")
 
 
 def _send(job_id: int) -> None:
@@ -160,7 +172,7 @@ def prediction_result(job: Job) -> dict[str, Any]:
 
 def run_prediction_job(job_id: int) -> str:
     """Predict the job's images with the deployed models; idempotent by job id."""
-    from inspection.services.suggestions import predict_files
+    from inspection.services.suggestions import predict_files, store_prediction
     from inspection.serving import deployed_models, local_file
 
     job = Job.objects.filter(pk=job_id, kind=Job.Kind.PREDICT).first()
@@ -191,7 +203,12 @@ def run_prediction_job(job_id: int) -> str:
         )
         floor = settings.RUSTWATCH_SUGGESTION_MIN_SCORE
         out = []
+        kept = {
+            p.pk: p for p in Photo.objects.filter(pk__in=[i["photo"] for i in images if i["photo"]])
+        }
         for item, pred in zip(images, predictions, strict=True):
+            if item["photo"] in kept:  # a photo of an inspection: the answer is its suggestion
+                store_prediction(kept[item["photo"]], pred)
             boxes = [
                 {
                     "xmin": round(float(b[0]), 1),
@@ -234,6 +251,7 @@ def run_prediction_job(job_id: int) -> str:
         Job.objects.filter(pk=job.pk).update(
             state=Job.State.FAILED, error=message[:2000], finished_at=timezone.now()
         )
+        _score_later([item["photo"] for item in images if item.get("stored")])
         return Job.State.FAILED
     finally:
         for item in images:

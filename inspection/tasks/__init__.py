@@ -7,6 +7,7 @@ here registers their tasks for the worker (Celery autodiscovers `inspection.task
 
 from inspection.tasks.jobs import export_job, import_job
 from inspection.tasks.media import make_thumbnail
+from inspection.tasks.queue import rerank_queue_task
 from inspection.tasks.scoring import predict_job_task, score_photos_task
 from inspection.tasks.training import check_label_trigger, nightly_run, train_run
 
@@ -17,6 +18,7 @@ __all__ = [
     "make_thumbnail",
     "nightly_run",
     "predict_job_task",
+    "rerank_queue_task",
     "score_photos_task",
     "train_run",
 ]

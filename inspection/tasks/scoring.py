@@ -20,9 +20,25 @@ log = logging.getLogger(__name__)
 SOFT_LIMIT_S = 300
 
 
+# The queue whose tasks use the deployed models (settings.CELERY_TASK_ROUTES).
+SERVING_QUEUE = "predict"
+
+
+def serves_predictions() -> bool:
+    """Whether this worker consumes the `predict` queue (its children need the models)."""
+    from inspection.celery import app
+
+    return SERVING_QUEUE in app.amqp.queues.consume_from
+
+
 @worker_process_init.connect
 def _load_models_after_fork(**kwargs) -> None:
-    """A new prefork child loads the deployed models before its first task."""
+    """A new prefork child of a `predict` worker loads the deployed models before its first task.
+
+    Children of other workers (`train`, a `default`-only worker) never score: they skip it.
+    """
+    if not serves_predictions():
+        return
     from inspection.serving import warm_up
 
     warm_up()

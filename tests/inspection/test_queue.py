@@ -125,6 +125,24 @@ def test_rerank_recomputes_priority_from_cached_scores(inspection):
     assert [p.pk for p in queue_candidates(user)][0] == a.pk
 
 
+def test_beat_reranks_the_queue_on_a_schedule_editable_in_the_admin(inspection):
+    """The PeriodicTask names a registered task that re-ranks from the cached scores."""
+    from django_celery_beat.models import PeriodicTask
+
+    from inspection.celery import app
+    from inspection.services.suggestions import queue_priority
+
+    app.loader.import_default_modules()  # the task modules a worker imports (autodiscovery)
+    rerank = PeriodicTask.objects.get(name="queue re-rank")
+    assert rerank.enabled and rerank.interval is not None and rerank.interval.every >= 1
+    assert rerank.task in app.tasks, f"{rerank.task} is not a Celery task"
+    (a,) = photos(inspection, 1)
+    Photo.objects.filter(pk=a.pk).update(score=0.5, queue_score=None)
+    assert app.tasks[rerank.task].apply().get() == 1  # what beat sends, run here
+    a.refresh_from_db()
+    assert a.queue_score == pytest.approx(queue_priority(0.5, None, None))
+
+
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_next_calls_never_share_a_photo(inspection):
     """Eight inspectors ask at once, each on its own database connection (threads)."""

@@ -134,6 +134,63 @@ def test_worker_cache_follows_the_pointer(inspection, tmp_path, deploy_tiny_mode
     assert second.detector.model is not first.detector.model
 
 
+def test_only_workers_of_the_predict_queue_warm_the_models_after_fork(deploy_tiny_models):
+    """A `train` (or `default`-only) worker's prefork children never score: they load nothing."""
+    from inspection import serving
+    from inspection.celery import app
+    from inspection.tasks.scoring import _load_models_after_fork
+
+    deploy_tiny_models("1")
+    queues = app.amqp.queues
+    saved = queues._consume_from
+    try:
+        for selected, loads in (
+            (["train"], False),
+            (["default"], False),
+            (["default", "predict"], True),
+        ):
+            serving.reset_models()
+            queues.select(selected)  # what `celery worker --queues ...` does before forking
+            _load_models_after_fork()
+            assert bool(serving._loaded) is loads, selected
+    finally:
+        queues._consume_from = saved
+    assert set(serving._loaded) == {"classifier", "detector"}
+
+
+def test_a_stored_prediction_is_the_photos_suggestion_not_scored_again(
+    inspection, tmp_path, deploy_tiny_models, supervisor, monkeypatch,
+    django_capture_on_commit_callbacks,
+):  # fmt: skip
+    """predict with `store`: one model run per photo; the answer is what the photo keeps."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from inspection.services import prediction, suggestions
+
+    versions = deploy_tiny_models()
+    calls = []
+    real = suggestions.score_photos
+    monkeypatch.setattr(suggestions, "score_photos", lambda ids: calls.append(ids) or real(ids))
+    data = make_photo(tmp_path / "s.jpg", "rust", 3).read_bytes()
+    with django_capture_on_commit_callbacks(execute=True):  # eager Celery: the job runs here
+        job = prediction.request_prediction(
+            files=[(SimpleUploadedFile("s.jpg", data, "image/jpeg"), "s.jpg")],
+            user=supervisor,
+            inspection=inspection,
+        )
+    job.refresh_from_db()
+    assert job.state == "succeeded", job.error
+    (answer,) = job.result["predictions"]
+    assert answer["stored"] and calls == [], "the upload did not queue a second scoring"
+    photo = Photo.objects.get(pk=answer["photo"])
+    assert photo.suggestion_state == SuggestionState.READY
+    assert photo.scored_by == versions["classifier"]
+    assert photo.score == pytest.approx(answer["rust_probability"], abs=1e-4)
+    kept = photo.boxes.filter(source=Box.Source.MODEL, state=Box.State.SUGGESTED)
+    assert kept.count() == len(answer["boxes"]) > 0
+    assert set(kept.values_list("model_version", flat=True)) == {versions["detector"].name}
+
+
 def test_unreadable_photo_is_marked_failed_with_the_reason(
     inspection, tmp_path, deploy_tiny_models
 ):

@@ -7,6 +7,8 @@ filesystem broker and over Redis, on the suite's database (SQLite or PostgreSQL)
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.core.cache import caches
 from django.core.files.base import ContentFile
@@ -118,6 +120,8 @@ def test_suggestions_follow_deployments_and_predict_api_answers_over_redis(
     settings,
 ):
     """One warm worker: uploads scored, a deploy noticed, then the prediction API's 200 and 202."""
+    from inspection.services.suggestions import schedule_scoring
+
     caches["shared"].clear()
     worker = celery_worker_process(redis_test_url)
     suggestions_follow_deployments(worker, deploy_tiny_models, inspection, tmp_path, inspector)
@@ -143,6 +147,7 @@ def test_suggestions_follow_deployments_and_predict_api_answers_over_redis(
     assert Photo.objects.count() == photos_before, "without store, nothing is kept"
 
     settings.RUSTWATCH_PREDICT_WAIT_S = 0  # no wait: 202 and the job's URL
+    score_tasks = _score_tasks(worker)
     r = api.post(
         "/api/v1/predict/batch/",
         {
@@ -173,3 +178,29 @@ def test_suggestions_follow_deployments_and_predict_api_answers_over_redis(
     assert set(Photo.objects.filter(pk__in=stored).values_list("inspection", flat=True)) == {
         inspection.pk
     }
+    # `store`: the answer is the stored photos' suggestion; the upload does not score them again
+    for answer in body["predictions"]:
+        photo = Photo.objects.select_related("scored_by").get(pk=answer["photo"])
+        assert photo.suggestion_state == SuggestionState.READY
+        assert photo.score == pytest.approx(answer["rust_probability"], abs=1e-4)
+        assert photo.scored_by.name == "classifier-tiny2"
+        kept = photo.boxes.filter(source="model", state="suggested")
+        assert kept.count() == len(answer["boxes"]) > 0
+    # A score task sent now queues behind any the upload would have sent (one `predict`
+    # queue, one task at a time): once it ran, none for x or y came before it.
+    sentinel = Photo.objects.order_by("pk").first()
+    schedule_scoring([sentinel.pk], reason="the sentinel")
+
+    def sentinel_scored() -> bool:
+        _alive(worker)
+        again = Photo.objects.get(pk=sentinel.pk)
+        return again.suggestion_state == SuggestionState.READY and again.scored_at > scored_at
+
+    scored_at = sentinel.scored_at
+    wait_for(sentinel_scored, timeout=DEADLINE_S, interval=0.3, what="the sentinel scoring")
+    assert _score_tasks(worker) == score_tasks + 1, worker.log_tail()
+
+
+def _score_tasks(worker) -> int:
+    """How many score tasks the worker received so far (its log)."""
+    return len(re.findall(r"scoring\.score_photos_task\[[^\]]+\] received", worker.log_tail(10**8)))
