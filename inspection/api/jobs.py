@@ -2,8 +2,9 @@
 
 Supervisors see every job; others the jobs they started. Cancel: who started
 it, or a supervisor (a queued job is cancelled at once, a running one stops at
-its next step). Import and export as jobs (POST /api/v1/jobs/import/, /export/)
-answer 202 with the job; an export job's zip downloads from /api/v1/jobs/{id}/file/.
+its next step). Import and export (inspection/api/voc.py: POST /api/v1/import/ and
+/api/v1/export/, also at /api/v1/jobs/import/ and /jobs/export/) answer 202 with the
+job; an export job's zip downloads from /api/v1/jobs/{id}/file/.
 """
 
 from __future__ import annotations
@@ -16,24 +17,15 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.generics import ListAPIView, RetrieveAPIView
-from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from inspection.api.base import InputSerializer, Pagination, validated
-from inspection.api.permissions import IsInspector, IsIntegration, IsSupervisor
+from inspection.api.base import Pagination
+from inspection.api.permissions import IsIntegration
 from inspection.api.schema import errors
-from inspection.api.voc import (
-    FORMAT_HELP,
-    FORMATS,
-    ImportInputSerializer,
-    export_selection,
-    import_request,
-)
 from inspection.models import Job, Role
 from inspection.roles import has_role
-from inspection.services.job_files import start_export, start_import
 from inspection.services.jobs import cancel_job
 
 
@@ -162,63 +154,6 @@ class JobFileView(APIView):
         return FileResponse(
             handle,
             as_attachment=True,
-            filename=f"rustwatch-export-{job.pk}.zip",
+            filename=f"rustwatch-export-{job.pk}-{job.params.get('format', 'voc')}.zip",
             content_type="application/zip",
         )
-
-
-class JobImportView(APIView):
-    permission_classes = [IsInspector]
-    parser_classes = [MultiPartParser, FormParser]
-
-    @extend_schema(
-        summary="Import a zip of annotated photos as a job (202)",
-        description=(
-            "Inspectors. The same fields as POST /api/v1/import/, but the zip is kept in "
-            "storage and imported by a worker: the answer is 202 with the job (progress per "
-            "photo, the report in `result` when it succeeds). For uploads too big for one "
-            "web request."
-        ),
-        request={"multipart/form-data": ImportInputSerializer},
-        responses={202: JobSerializer, **errors(404, 413)},
-    )
-    def post(self, request: Request) -> Response:
-        data = validated(ImportInputSerializer, request.data)
-        upload, inspection = import_request(data)
-        job = start_import(
-            upload=upload,
-            user=request.user,
-            inspection=inspection,
-            inspection_name=data.get("inspection_name"),
-            asset_name=data.get("asset_name"),
-            format=data["format"],
-        )
-        return Response(JobSerializer(job).data, status=202)
-
-
-class ExportJobInputSerializer(InputSerializer):
-    inspection = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
-    asset = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
-    format = serializers.ChoiceField(choices=FORMATS, default="voc", help_text=FORMAT_HELP)
-
-
-class JobExportView(APIView):
-    permission_classes = [IsSupervisor]
-
-    @extend_schema(
-        summary="Export a zip as a job (202)",
-        description=(
-            "Supervisors. One inspection, one asset or everything, in `format` (with both, "
-            "the inspection must be of the asset); a worker "
-            "writes the zip into storage and the job's `file_url` downloads it."
-        ),
-        request=ExportJobInputSerializer,
-        responses={202: JobSerializer, **errors(404)},
-    )
-    def post(self, request: Request) -> Response:
-        data = validated(ExportJobInputSerializer, request.data)
-        inspection, asset = export_selection(data)
-        job = start_export(
-            user=request.user, inspection=inspection, asset=asset, format=data["format"]
-        )
-        return Response(JobSerializer(job).data, status=202)

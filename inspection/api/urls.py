@@ -39,8 +39,9 @@ urlpatterns = [
     path("tokens/me/<int:token_id>/", tokens.OwnTokenDetailView.as_view(), name="token-me-detail"),
     path("tokens/<int:token_id>/", tokens.TokenDetailView.as_view(), name="token-detail"),
     path("jobs/", jobs.JobListView.as_view(), name="job-list"),
-    path("jobs/import/", jobs.JobImportView.as_view(), name="job-import"),
-    path("jobs/export/", jobs.JobExportView.as_view(), name="job-export"),
+    # the same two views: import and export are jobs, wherever a client looks for them
+    path("jobs/import/", voc.ImportView.as_view(), name="job-import"),
+    path("jobs/export/", voc.ExportView.as_view(), name="job-export"),
     path("jobs/<int:pk>/", jobs.JobDetailView.as_view(), name="job-detail"),
     path("jobs/<int:pk>/cancel/", jobs.JobCancelView.as_view(), name="job-cancel"),
     path("jobs/<int:pk>/file/", jobs.JobFileView.as_view(), name="job-file"),

@@ -1,23 +1,20 @@
-"""Dataset import and export: /api/v1/import/ and /api/v1/export/.
+"""Dataset import and export: /api/v1/import/ and /api/v1/export/ (also under /jobs/).
 
+Long work is a job: both answer 202 with the job, a worker does the work
+(services.job_files), and an export's zip downloads from /api/v1/jobs/{id}/file/.
 Inspectors import a zip into an inspection; supervisors export a zip of an
 inspection, an asset or everything; `format` is voc (default), coco or yolo.
 Options are fields of the input serializers (`ImportInputSerializer`,
-`ExportQuerySerializer`): add one there and pass it to the service; the schema
+`ExportInputSerializer`): add one there and pass it to the service; the schema
 follows.
 """
 
 from __future__ import annotations
 
-import tempfile
 from typing import Any
 
 from django.conf import settings
-from django.http import FileResponse
 from django.shortcuts import get_object_or_404
-from django.utils import timezone
-from django.utils.text import slugify
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
@@ -26,12 +23,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from inspection.api.base import MAX_ID, InputSerializer, QuerySerializer, Text, validated
+from inspection.api.base import MAX_ID, InputSerializer, Text, validated
+from inspection.api.jobs import JobSerializer
 from inspection.api.permissions import IsInspector, IsSupervisor
 from inspection.api.schema import errors
 from inspection.errors import TooLarge
 from inspection.models import Asset, Inspection
-from inspection.services.dataset_io import FORMATS, export_dataset, import_dataset
+from inspection.services.dataset_io import FORMATS
+from inspection.services.job_files import start_export, start_import
 
 # --- Serializers -------------------------------------------------------------
 
@@ -67,25 +66,8 @@ class ImportInputSerializer(InputSerializer):
         return attrs
 
 
-class ImportReportSerializer(serializers.Serializer):
-    """What an import did (services.dataset_io.ImportReport)."""
-
-    format = serializers.ChoiceField(choices=FORMATS)
-    photos_created = serializers.IntegerField()
-    duplicates = serializers.IntegerField()
-    near_duplicates = serializers.IntegerField()
-    boxes = serializers.IntegerField()
-    verdicts = serializers.IntegerField()
-    errors = serializers.ListField(
-        child=serializers.CharField(), help_text="Each file that was skipped, and why."
-    )
-    duplicate_files = serializers.ListField(child=serializers.CharField())
-    notes = serializers.ListField(child=serializers.CharField())
-    inspection_id = serializers.IntegerField(allow_null=True)
-
-
-class ExportQuerySerializer(QuerySerializer):
-    """Query parameters of an export."""
+class ExportInputSerializer(InputSerializer):
+    """What an export takes (JSON body)."""
 
     inspection = serializers.IntegerField(
         max_value=MAX_ID, required=False, min_value=1, help_text="Only this inspection."
@@ -100,38 +82,6 @@ class ExportQuerySerializer(QuerySerializer):
 
 
 # --- Views -------------------------------------------------------------------
-
-
-class ImportView(APIView):
-    permission_classes = [IsInspector]
-    parser_classes = [MultiPartParser, FormParser]
-
-    @extend_schema(
-        summary="Import a zip of annotated photos (VOC, COCO or YOLO)",
-        description=(
-            "Inspectors. `format=voc` (default): images with labelImg XML beside them "
-            "(same stem) or a VOC tree / CVAT Pascal VOC 1.1 zip; folders named `rust/` and "
-            "`norust/` give verdicts. `coco`: a COCO JSON with its images; `yolo`: "
-            "images/, labels/ and data.yaml. Into `inspection` (id), or `inspection_name` "
-            "(created under an asset of the same name if new; a new asset only for "
-            "supervisors, 403 otherwise). Unsafe zips (`..`, absolute paths, links, absurd "
-            "sizes) are refused (400)."
-        ),
-        request={"multipart/form-data": ImportInputSerializer},
-        responses={201: ImportReportSerializer, **errors(404, 413)},
-    )
-    def post(self, request: Request) -> Response:
-        data = validated(ImportInputSerializer, request.data)
-        upload, inspection = import_request(data)
-        report = import_dataset(
-            upload,
-            format=data["format"],
-            inspection=inspection,
-            inspection_name=data.get("inspection_name"),
-            asset_name=data.get("asset_name"),
-            user=request.user,
-        )
-        return Response(ImportReportSerializer(report).data, status=status.HTTP_201_CREATED)
 
 
 def import_request(data: dict) -> tuple[Any, Inspection | None]:
@@ -168,41 +118,61 @@ def export_selection(query: dict) -> tuple[Inspection | None, Asset | None]:
     return None, None
 
 
+class ImportView(APIView):
+    permission_classes = [IsInspector]
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(
+        summary="Import a zip of annotated photos (VOC, COCO or YOLO) as a job (202)",
+        description=(
+            "Inspectors. `format=voc` (default): images with labelImg XML beside them "
+            "(same stem) or a VOC tree / CVAT Pascal VOC 1.1 zip; folders named `rust/` and "
+            "`norust/` give verdicts. `coco`: a COCO JSON with its images; `yolo`: "
+            "images/, labels/ and data.yaml. Into `inspection` (id), or `inspection_name` "
+            "(created under an asset of the same name if new; a new asset only for "
+            "supervisors, 403 otherwise). The zip is kept in storage and imported by a "
+            "worker: the answer is 202 with the job (progress per photo; the report in "
+            "`result` when it succeeds). Refused at once: unsafe zips (`..`, absolute "
+            "paths, links, absurd sizes) and non-zips (400), over the size limit (413)."
+        ),
+        request={"multipart/form-data": ImportInputSerializer},
+        responses={202: JobSerializer, **errors(404, 413)},
+    )
+    def post(self, request: Request) -> Response:
+        data = validated(ImportInputSerializer, request.data)
+        upload, inspection = import_request(data)
+        job = start_import(
+            upload=upload,
+            user=request.user,
+            inspection=inspection,
+            inspection_name=data.get("inspection_name"),
+            asset_name=data.get("asset_name"),
+            format=data["format"],
+        )
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
 class ExportView(APIView):
     permission_classes = [IsSupervisor]
 
-    def perform_content_negotiation(self, request: Request, force: bool = False):
-        return super().perform_content_negotiation(request, force=True)
-
     @extend_schema(
-        summary="Export a zip of annotated photos (VOC, COCO or YOLO)",
+        summary="Export a zip of annotated photos (VOC, COCO or YOLO) as a job (202)",
         description=(
-            "Supervisors. One inspection, one asset, or everything (no parameter), with the "
-            "human and accepted boxes. `format=voc` (default): CVAT's Pascal VOC 1.1 layout "
-            "(JPEGImages/, Annotations/, ImageSets/Main/, labelmap.txt); `coco`: "
+            "Supervisors. One inspection, one asset, or everything (no field), with the "
+            "human and accepted boxes; with both, the inspection must be of the asset (404). "
+            "`format=voc` (default): CVAT's Pascal VOC 1.1 layout (JPEGImages/, "
+            "Annotations/, ImageSets/Main/, labelmap.txt); `coco`: "
             "annotations/instances_default.json + images/default/; `yolo`: images/, "
-            "labels/, data.yaml."
+            "labels/, data.yaml. A worker writes the zip into storage; the job's "
+            "`file_url` downloads it once it succeeded."
         ),
-        parameters=[ExportQuerySerializer],
-        responses={(200, "application/zip"): OpenApiTypes.BINARY, **errors(404)},
+        request=ExportInputSerializer,
+        responses={202: JobSerializer, **errors(404)},
     )
-    def get(self, request: Request) -> FileResponse:
-        query = validated(ExportQuerySerializer, request.query_params)
-        inspection, asset = export_selection(query)
-        stem = (
-            f"{inspection.asset.name}-{inspection.name}"
-            if inspection
-            else asset.name
-            if asset
-            else "all"
+    def post(self, request: Request) -> Response:
+        data = validated(ExportInputSerializer, request.data)
+        inspection, asset = export_selection(data)
+        job = start_export(
+            user=request.user, inspection=inspection, asset=asset, format=data["format"]
         )
-        out = tempfile.TemporaryFile(suffix=".zip")  # deleted when the response closes it
-        try:
-            export_dataset(out, format=query["format"], inspection=inspection, asset=asset)
-            out.seek(0)
-        except BaseException:
-            out.close()
-            raise
-        when = f"{timezone.now():%Y%m%d-%H%M%S}"
-        name = f"rustwatch-{slugify(stem) or 'export'}-{query['format']}-{when}.zip"
-        return FileResponse(out, as_attachment=True, filename=name, content_type="application/zip")
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)

@@ -223,6 +223,30 @@ def _labels_for(
 # --- import ----------------------------------------------------------------------
 
 
+def import_target(
+    *,
+    inspection: Inspection | None,
+    inspection_name: str | None,
+    asset_name: str | None,
+    display: str,
+    user: AbstractBaseUser | None,
+) -> Inspection:
+    """The inspection an import goes into: `inspection`, or the named one (created if missing).
+
+    A new inspection named by the caller gets an asset of the same name; without a
+    name, the source's name and today's date under the asset "Imports". Forbidden
+    (403) when `user` may not create the missing asset.
+    """
+    if inspection is not None:
+        return inspection
+    return get_or_create_inspection(
+        asset_name=asset_name or inspection_name or "Imports",
+        inspection_name=inspection_name
+        or f"{Path(display).stem or 'import'} {timezone.localdate():%Y-%m-%d}",
+        user=user,
+    )
+
+
 def import_dataset(
     source: Path | str | IO[bytes],
     *,
@@ -248,14 +272,13 @@ def import_dataset(
             raise InvalidArchive(
                 f"{display}: no JPEG, PNG or WebP images found for the {format} format."
             )
-        if inspection is None:
-            inspection = get_or_create_inspection(
-                # A new inspection named by the caller gets an asset of the same name.
-                asset_name=asset_name or inspection_name or "Imports",
-                inspection_name=inspection_name
-                or f"{Path(display).stem or 'import'} {timezone.localdate():%Y-%m-%d}",
-                user=user,
-            )
+        inspection = import_target(
+            inspection=inspection,
+            inspection_name=inspection_name,
+            asset_name=asset_name,
+            display=display,
+            user=user,
+        )
         report = ImportReport(errors=list(found.errors), inspection_id=inspection.pk, format=format)
         total = len(found.items)
         for done, item in enumerate(found.items, 1):

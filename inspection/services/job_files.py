@@ -18,7 +18,14 @@ from django.db import transaction
 
 from inspection.models import Asset, Inspection, Job
 from inspection.services import jobs
-from inspection.services.dataset_io import Progress, export_dataset, format_module, import_dataset
+from inspection.services.archives import open_source
+from inspection.services.dataset_io import (
+    Progress,
+    export_dataset,
+    format_module,
+    import_dataset,
+    import_target,
+)
 
 
 def start_import(
@@ -30,15 +37,30 @@ def start_import(
     asset_name: str | None = None,
     format: str = "voc",
 ) -> Job:
-    """Keep the upload in storage and queue its import; returns the queued job."""
+    """Keep the upload in storage and queue its import; returns the queued job.
+
+    What can be refused at once is refused here, as the same 4xx a person would get
+    from the import itself, not as a failed job later: an unknown format, an unsafe
+    or unreadable zip (400), an asset the user may not create (403).
+    """
     from inspection.tasks.jobs import import_job
 
-    format_module(format)  # an unknown format is a 400 now, not a failed job later
+    format_module(format)
+    with open_source(upload) as (_entries, display):
+        pass  # the zip's directory is checked (no `..`, links, absurd sizes); nothing read
+    upload.seek(0)
     with transaction.atomic():
+        inspection = import_target(
+            inspection=inspection,
+            inspection_name=inspection_name,
+            asset_name=asset_name,
+            display=display,
+            user=user,
+        )
         job = jobs.create_job(
             kind=Job.Kind.IMPORT,
             params={
-                "inspection_id": inspection.pk if inspection else None,
+                "inspection_id": inspection.pk,
                 "inspection_name": inspection_name,
                 "asset_name": asset_name,
                 "format": format,

@@ -6,6 +6,7 @@ import io
 import zipfile
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 
 from inspection.models import Box, Label, Photo
 from tests.conftest import jpeg_bytes, make_user
@@ -108,3 +109,38 @@ def labelimg_zip(n: int = 1) -> bytes:
         files[f"imgs/{name}"] = jpeg_bytes(64, 48, color=(20 + 40 * i, 200 - 30 * i, 90))
         files[f"imgs/hull_{i}.xml"] = VOC_XML.format(name=name, w=64, h=48).encode()
     return voc_zip(files)
+
+
+def post_job(client, path: str, data: dict, *, format: str):
+    """POST an import or export; the job it answers with runs on commit (eager Celery here)."""
+    from django.test import TestCase
+
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        return client.post(path, data, format=format)
+
+
+def import_zip(client, data: bytes, name: str = "v.zip", **fields):
+    """POST /api/v1/import/ with a zip: the response (202 with the job, or the refusal)."""
+    upload = SimpleUploadedFile(name, data, content_type="application/zip")
+    return post_job(client, "/api/v1/import/", {"file": upload, **fields}, format="multipart")
+
+
+def finished_job(client, response) -> dict:
+    """The job a 202 answered with, as it is now (after it ran)."""
+    assert response.status_code == 202, response.content
+    job = client.get(f"/api/v1/jobs/{response.json()['id']}/").json()
+    assert job["state"] == "succeeded", job
+    return job
+
+
+def imported(client, data: bytes, **fields) -> dict:
+    """Import a zip and return the import's report (the job's result)."""
+    return finished_job(client, import_zip(client, data, **fields))["result"]
+
+
+def exported(client, **fields):
+    """Export as a job and download its zip: (the download response, the open zip)."""
+    job = finished_job(client, post_job(client, "/api/v1/export/", fields, format="json"))
+    download = client.get(job["file_url"])
+    assert download.status_code == 200 and download["Content-Type"] == "application/zip"
+    return download, zipfile.ZipFile(io.BytesIO(b"".join(download.streaming_content)))

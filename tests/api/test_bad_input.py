@@ -8,8 +8,8 @@ import zipfile
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from inspection.models import Photo
-from tests.api.conftest import labelimg_zip, voc_zip
+from inspection.models import Job, Photo
+from tests.api.conftest import import_zip, labelimg_zip, voc_zip
 from tests.conftest import jpeg_bytes
 
 pytestmark = pytest.mark.django_db
@@ -323,11 +323,6 @@ def test_inspection_bad_fields(sam, asset, inspection):
 # --- import and export ---
 
 
-def import_zip(client, data: bytes, **fields):
-    f = SimpleUploadedFile("voc.zip", data, content_type="application/zip")
-    return client.post("/api/v1/import/", {"file": f, **fields}, format="multipart")
-
-
 def test_import_not_a_zip_is_400(sam, inspection):
     assert_error(import_zip(sam, b"this is not a zip", inspection=inspection.pk), 400, "zip")
 
@@ -365,24 +360,31 @@ def test_import_without_file_is_400(sam, inspection):
 
 
 @pytest.mark.parametrize(
-    ("query", "status"),
+    ("body", "status"),
     [
-        ("inspection=999999", 404),
-        ("asset=999999", 404),
-        ("inspection=abc", 400),
-        ("inspection=&asset=1", 400),
-        ("asset=1&asset=2", 400),
+        ({"inspection": 999999}, 404),
+        ({"asset": 999999}, 404),
+        ({"inspection": "abc"}, 400),
+        ({"inspection": "", "asset": 1}, 400),
+        ({"asset": [1, 2]}, 400),
+        ({"color": "red"}, 400),
     ],
 )
-def test_bad_export_queries(sam, query, status):
-    assert_error(sam.get(f"/api/v1/export/?{query}"), status)
+def test_bad_exports(sam, body, status):
+    assert_error(sam.post("/api/v1/export/", body, format="json"), status)
+    assert not Job.objects.exists()
 
 
 def test_export_of_an_inspection_and_an_asset_combines_them(sam, inspection, asset):
     other = asset.__class__.objects.create(name="Other hull", kind="hull")
-    both = f"inspection={inspection.pk}&asset={asset.pk}"
-    assert sam.get(f"/api/v1/export/?{both}").status_code == 200
-    assert_error(sam.get(f"/api/v1/export/?inspection={inspection.pk}&asset={other.pk}"), 404)
+    both = {"inspection": inspection.pk, "asset": asset.pk}
+    assert sam.post("/api/v1/export/", both, format="json").status_code == 202
+    wrong = {"inspection": inspection.pk, "asset": other.pk}
+    assert_error(sam.post("/api/v1/export/", wrong, format="json"), 404)
+
+
+def test_export_is_a_post_now_a_get_is_405(sam, inspection):
+    assert_error(sam.get(f"/api/v1/export/?inspection={inspection.pk}"), 405)
 
 
 # --- tokens ---

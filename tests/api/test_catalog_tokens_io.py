@@ -12,8 +12,16 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.utils.dateparse import parse_datetime
 
-from inspection.models import Asset, Box, Inspection, Photo
-from tests.api.conftest import ingest, labelimg_zip, voc_zip
+from inspection.models import Asset, Box, Inspection, Job, Photo
+from tests.api.conftest import (
+    exported,
+    import_zip,
+    imported,
+    ingest,
+    labelimg_zip,
+    post_job,
+    voc_zip,
+)
 from tests.conftest import jpeg_bytes
 
 pytestmark = pytest.mark.django_db
@@ -116,22 +124,13 @@ def test_supervisor_issues_token_the_drone_uploads_with_it(
 
 def test_import_zip_then_export_round_trip(client_for, supervisor, inspection):
     sam = client_for(supervisor)
-    data = labelimg_zip(2)
-    r = sam.post(
-        "/api/v1/import/",
-        {"file": SimpleUploadedFile("v.zip", data), "inspection": inspection.pk},
-        format="multipart",
-    )
-    assert r.status_code == 201, r.content
-    report = r.json()
+    report = imported(sam, labelimg_zip(2), inspection=inspection.pk)
     assert (report["photos_created"], report["boxes"], report["errors"]) == (2, 2, [])
     assert report["inspection_id"] == inspection.pk
     assert Box.objects.filter(photo__inspection=inspection).count() == 2
 
-    r = sam.get(f"/api/v1/export/?inspection={inspection.pk}")
-    assert r.status_code == 200 and r["Content-Type"] == "application/zip"
+    r, zf = exported(sam, inspection=inspection.pk)
     assert "attachment" in r["Content-Disposition"] and ".zip" in r["Content-Disposition"]
-    zf = zipfile.ZipFile(io.BytesIO(b"".join(r.streaming_content)))
     names = zf.namelist()
     assert sum(n.startswith("JPEGImages/") for n in names) == 2
     xmls = [n for n in names if n.startswith("Annotations/") and n.endswith(".xml")]
@@ -149,17 +148,8 @@ def test_import_by_name_with_class_folders(client_for, inspector):
             "norust/b.png": jpeg_bytes(30, 30, color=(0, 0, 200), fmt="PNG"),
         }
     )
-    r = ines.post(
-        "/api/v1/import/",
-        {
-            "file": SimpleUploadedFile("c.zip", data),
-            "inspection_name": "Classes",
-            "asset_name": "Ferry",
-        },
-        format="multipart",
-    )
-    assert r.status_code == 201, r.content
-    assert r.json()["verdicts"] == 2
+    report = imported(ines, data, inspection_name="Classes", asset_name="Ferry")
+    assert report["verdicts"] == 2
     got = dict(Photo.objects.values_list("original_name", "verdict"))
     assert got == {"a.jpg": "rust", "b.png": "norust"}
     assert Photo.objects.first().inspection.asset.name == "Ferry"
@@ -167,9 +157,8 @@ def test_import_by_name_with_class_folders(client_for, inspector):
 
 def test_export_everything(client_for, supervisor, inspection, inspector):
     ingest(inspection, inspector)
-    r = client_for(supervisor).get("/api/v1/export/")
-    assert r.status_code == 200
-    names = zipfile.ZipFile(io.BytesIO(b"".join(r.streaming_content))).namelist()
+    _, zf = exported(client_for(supervisor))
+    names = zf.namelist()
     assert sum(n.startswith("JPEGImages/") for n in names) == 1
 
 
@@ -200,65 +189,38 @@ def test_inspector_import_naming_a_missing_asset_is_refused_and_writes_nothing(
     client_for, inspector, supervisor
 ):
     body = {"inspection_name": "May", "asset_name": "Pier 4"}
-    r = client_for(inspector).post(
-        "/api/v1/import/",
-        {"file": SimpleUploadedFile("v.zip", labelimg_zip(1)), **body},
-        format="multipart",
-    )
+    r = import_zip(client_for(inspector), labelimg_zip(1), **body)
     assert r.status_code == 403, r.content
     assert r.json()["code"] == "permission_denied"
     assert "only supervisors create assets" in r.json()["detail"]
     assert not Asset.objects.exists() and not Inspection.objects.exists()
-    assert not Photo.objects.exists()
+    assert not Photo.objects.exists() and not Job.objects.exists(), "refused before any job"
 
     # A supervisor's import creates the asset; then the inspector may import into it.
-    r = client_for(supervisor).post(
-        "/api/v1/import/",
-        {"file": SimpleUploadedFile("v.zip", labelimg_zip(1)), **body},
-        format="multipart",
-    )
-    assert r.status_code == 201, r.content
-    r = client_for(inspector).post(
-        "/api/v1/import/",
-        {"file": SimpleUploadedFile("w.zip", labelimg_zip(2)), **body, "inspection_name": "June"},
-        format="multipart",
-    )
-    assert r.status_code == 201, r.content
+    imported(client_for(supervisor), labelimg_zip(1), **body)
+    imported(client_for(inspector), labelimg_zip(2), **{**body, "inspection_name": "June"})
     assert Asset.objects.get().name == "Pier 4" and Inspection.objects.count() == 2
 
 
 def test_import_and_export_take_a_format(client_for, supervisor, inspection):
     sam = client_for(supervisor)
-    r = sam.post(
-        "/api/v1/import/",
-        {"file": SimpleUploadedFile("v.zip", labelimg_zip(2)), "inspection": inspection.pk},
-        format="multipart",
-    )
-    assert r.status_code == 201 and r.json()["format"] == "voc"
-    r = sam.get(f"/api/v1/export/?inspection={inspection.pk}&format=coco")
-    assert r.status_code == 200 and "-coco-" in r["Content-Disposition"]
-    coco_zip = b"".join(r.streaming_content)
-    doc = json.loads(
-        zipfile.ZipFile(io.BytesIO(coco_zip)).read("annotations/instances_default.json")
-    )
+    assert imported(sam, labelimg_zip(2), inspection=inspection.pk)["format"] == "voc"
+    r, zf = exported(sam, inspection=inspection.pk, format="coco")
+    assert "-coco" in r["Content-Disposition"]
+    doc = json.loads(zf.read("annotations/instances_default.json"))
     assert len(doc["images"]) == 2 and len(doc["annotations"]) == 2
+    coco_zip = io.BytesIO()
+    with zipfile.ZipFile(coco_zip, "w") as out:
+        for name in zf.namelist():
+            out.writestr(name, zf.read(name))
 
-    r = sam.get(f"/api/v1/export/?inspection={inspection.pk}&format=yolo")
-    names = zipfile.ZipFile(io.BytesIO(b"".join(r.streaming_content))).namelist()
+    _, zf = exported(sam, inspection=inspection.pk, format="yolo")
+    names = zf.namelist()
     assert "data.yaml" in names and sum(n.startswith("labels/") for n in names) == 2
 
     Photo.objects.all().delete()
-    r = sam.post(
-        "/api/v1/import/",
-        {
-            "file": SimpleUploadedFile("c.zip", coco_zip),
-            "inspection": inspection.pk,
-            "format": "coco",
-        },
-        format="multipart",
-    )
-    assert r.status_code == 201, r.content
-    assert (r.json()["format"], r.json()["photos_created"], r.json()["boxes"]) == ("coco", 2, 2)
+    report = imported(sam, coco_zip.getvalue(), inspection=inspection.pk, format="coco")
+    assert (report["format"], report["photos_created"], report["boxes"]) == ("coco", 2, 2)
 
-    r = sam.get("/api/v1/export/?format=pascal")
+    r = post_job(sam, "/api/v1/export/", {"format": "pascal"}, format="json")
     assert r.status_code == 400 and "format" in r.json()["detail"]

@@ -250,7 +250,7 @@ MATRIX: list[tuple[Any, ...]] = [
         "post",
         lambda w: "/api/v1/import/",
         lambda w: {"data": import_body(w), "format": "multipart"},
-        inspector_up(201),
+        inspector_up(202),
     ),
     (
         # An import naming an asset that does not exist would create it: supervisors only
@@ -259,14 +259,14 @@ MATRIX: list[tuple[Any, ...]] = [
         "post",
         lambda w: "/api/v1/import/",
         lambda w: {"data": import_new_asset_body(w), "format": "multipart"},
-        supervisor_only(201),
+        supervisor_only(202),
     ),
     (
         "export",
-        "get",
-        lambda w: f"/api/v1/export/?inspection={w.inspection.pk}",
-        None,
-        supervisor_only(),
+        "post",
+        lambda w: "/api/v1/export/",
+        lambda w: {"data": {"inspection": w.inspection.pk}, "format": "json"},
+        supervisor_only(202),
     ),
     ("tokens-list", "get", lambda w: "/api/v1/tokens/", None, supervisor_only()),
     (
