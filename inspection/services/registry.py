@@ -93,6 +93,7 @@ def _move_pointer(
     user: AbstractBaseUser | None,
     reason: str,
     automatic: bool,
+    rescore: bool = True,
 ) -> Deployment:
     with transaction.atomic():
         row = DeployedModel.objects.select_for_update().filter(kind=version.kind).first()
@@ -113,7 +114,8 @@ def _move_pointer(
         )
         # robust: the pointer has moved; a failure to queue the re-scoring is logged, it
         # does not undo or fail the deploy (or the training run that made it)
-        transaction.on_commit(lambda: rescore_after_deploy(version.kind), robust=True)
+        if rescore:
+            transaction.on_commit(lambda: rescore_after_deploy(version.kind), robust=True)
     log.info("%s %s: %s -> %s (%s)", action, version.kind, previous, version, reason)
     return deployment
 
@@ -124,8 +126,13 @@ def deploy_version(
     user: AbstractBaseUser | None,
     reason: str = "",
     automatic: bool = False,
+    rescore: bool = True,
 ) -> Deployment:
-    """Point the version's kind at it. A held version needs a reason (a supervisor's word)."""
+    """Point the version's kind at it. A held version needs a reason (a supervisor's word).
+
+    The unlabelled photos are re-scored once it commits; `rescore=False` leaves that to
+    the caller (a run deploying both kinds re-scores once, not once per kind).
+    """
     reason = (reason or "").strip()
     if version.gate == ModelVersion.Gate.HELD and not reason and not automatic:
         raise ReasonRequired(
@@ -141,6 +148,7 @@ def deploy_version(
         user=user,
         reason=reason or ("passed the gate" if automatic else ""),
         automatic=automatic,
+        rescore=rescore,
     )
 
 

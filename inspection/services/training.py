@@ -209,9 +209,15 @@ def execute_run(job: Job) -> dict[str, Any]:
             "warm_start": {"classifier": "embedding cache", "detector": "imagenet"},
         }
         run.save(update_fields=["metrics"])
-        for version in versions:
-            if version.gate in (ModelVersion.Gate.FIRST, ModelVersion.Gate.PASSED):
-                registry.deploy_version(version=version, user=None, automatic=True)
+        passed = [
+            v for v in versions if v.gate in (ModelVersion.Gate.FIRST, ModelVersion.Gate.PASSED)
+        ]
+        with transaction.atomic():  # both pointers move together; one re-scoring after
+            for version in passed:
+                registry.deploy_version(version=version, user=None, automatic=True, rescore=False)
+            if passed:
+                kinds = " and ".join(v.kind for v in passed)
+                transaction.on_commit(lambda: registry.rescore_after_deploy(kinds), robust=True)
     shutil.rmtree(work, ignore_errors=True)
     return {
         "run_id": run.pk,
