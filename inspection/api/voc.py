@@ -85,7 +85,7 @@ class ExportInputSerializer(InputSerializer):
 
 
 def import_request(data: dict) -> tuple[Any, Inspection | None]:
-    """The checked archive and target inspection of an import (the direct one and the job).
+    """The checked archive and target inspection of an import.
 
     An archive over RUSTWATCH_MAX_IMPORT_BYTES is 413; an `inspection` id of no row, 404.
     """
@@ -108,7 +108,6 @@ def export_selection(query: dict) -> tuple[Inspection | None, Asset | None]:
     """What an export takes: one inspection, one asset or everything (both None).
 
     With `asset` too, the filters combine: the inspection must be of that asset (404).
-    The zip download and the export job both choose through here.
     """
     if "inspection" in query:
         same_asset = {"asset_id": query["asset"]} if "asset" in query else {}

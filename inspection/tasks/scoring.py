@@ -33,9 +33,9 @@ def serves_predictions() -> bool:
 
 @worker_process_init.connect
 def _load_models_after_fork(**kwargs) -> None:
-    """A new prefork child of a `predict` worker loads the deployed models before its first task.
+    """A `predict` worker's new pool process (a prefork child, or a solo worker) loads the models.
 
-    Children of other workers (`train`, a `default`-only worker) never score: they skip it.
+    Before its first task. Other workers (`train`, a `default`-only one) never score: they skip it.
     """
     if not serves_predictions():
         return
