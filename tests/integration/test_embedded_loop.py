@@ -72,14 +72,17 @@ def make_run(tmp_path, settings):
 
 
 def synthetic_photos() -> LoopPhotos:
-    """10 boxed rust and 10 no-rust photos labelled, 3 of each left open (96 x 72 px)."""
+    """10 boxed rust and 10 no-rust photos labelled, 4 of each left open (96 x 72 px).
+
+    Eight open photos: the chance that the model's order equals the upload order is 1/8!.
+    """
     photos = LoopPhotos()
     for i in range(10):
         data, (x0, y0, x1, y1) = photo_bytes("rust", 100 + i, SIZE)
         ann = VocAnnotation(f"r{i}.jpg", *SIZE, boxes=[VocBox(x0, y0, x1, y1)])
         photos.labelled[f"r{i}.jpg"] = (data, "rust", to_xml_bytes(ann))
         photos.labelled[f"n{i}.jpg"] = (photo_bytes("norust", 200 + i, SIZE)[0], "norust", None)
-    for i in range(3):
+    for i in range(4):
         photos.unlabelled[f"open-r{i}.jpg"] = photo_bytes("rust", 300 + i, SIZE)[0]
         photos.unlabelled[f"open-n{i}.jpg"] = photo_bytes("norust", 400 + i, SIZE)[0]
     return photos
