@@ -90,6 +90,12 @@ def setup_django(var: Path, config: dict) -> None:
     call_command("migrate", verbosity=0)
 
 
+def cpu_s() -> float:
+    """CPU seconds of this process, all threads (user + system): the work, whatever the load."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -105,33 +111,60 @@ def hold_out_unlabelled(share: float = 0.2) -> int:
     return len(ids)
 
 
-def timed_run(label: str) -> dict:
+def timed_run(label: str, **options) -> dict:
     from inspection.models import Job, Photo, TrainingRun
     from inspection.services.training import start_run
 
-    t0 = time.perf_counter()
-    run = start_run(user=None, trigger=TrainingRun.Trigger.MANUAL)  # eager: trains here
-    wall = time.perf_counter() - t0
+    print(f"\n[{time.strftime('%H:%M:%S')}] {label}: run started", flush=True)
+    t0, c0 = time.perf_counter(), cpu_s()
+    run = start_run(user=None, trigger=TrainingRun.Trigger.MANUAL, **options)  # eager: here
+    wall, cpu = time.perf_counter() - t0, cpu_s() - c0
     run = TrainingRun.objects.select_related("job").get(pk=run.pk)
     if run.job.state != Job.State.SUCCEEDED:
         raise SystemExit(f"{label}: run {run.job.state}: {run.job.error}")
     unlabelled = Photo.objects.filter(verdict="unknown", verified=False)
     scored = unlabelled.filter(suggestion_state="ready").count()
-    return {
+    row = {
         "run": label,
         "wall_s": wall,
+        "cpu_s": cpu,
         "timings": run.metrics.get("timings", {}),
+        "warm_start": run.metrics.get("warm_start", {}),
         "gates": {v.kind: v.gate for v in run.versions.all()},
         "val": run.metrics.get("val", {}),
         "unlabelled": unlabelled.count(),
         "scored": scored,
     }
+    print(f"[{time.strftime('%H:%M:%S')}] {label}: {json.dumps(row, default=str)}", flush=True)
+    return row
+
+
+TRAIN_PHASES = (  # (column, how it is got from a run's timings)
+    ("snapshot", lambda t, w: t.get("snapshot_s")),
+    ("classifier", lambda t, w: t.get("classifier_s")),
+    ("detector", lambda t, w: t.get("detector_s")),
+    ("evaluate both", lambda t, w: t.get("evaluate_s")),
+    ("gate + register", lambda t, w: t.get("register_s")),
+    # the rest of the train phase: the candidate's own val scoring, saving, loading
+    (
+        "train other",
+        lambda t, w: t.get("train_s", 0) - t.get("classifier_s", 0) - t.get("detector_s", 0),
+    ),
+    ("deploy + re-score", lambda t, w: w - t.get("total_s", w)),
+)
 
 
 def section_train(args: argparse.Namespace) -> None:
+    import logging
+
     config = json.loads(args.config or "{}")
     with tempfile.TemporaryDirectory(prefix="rustwatch-loop-") as tmp:
         setup_django(Path(tmp), config)
+        # progress: the run's log lines and the detector's epochs, as a worker logs them
+        for name in ("inspection.services.jobs", "inspection.services.training"):
+            logging.getLogger(name).setLevel(logging.INFO)
+        from django.conf import settings
+
         from inspection.services.voc_io import import_voc
 
         t = time.perf_counter()
@@ -140,28 +173,44 @@ def section_train(args: argparse.Namespace) -> None:
         held = hold_out_unlabelled()
         print(
             f"seed import: {report.as_dict().get('photos_created', '?')} photos in "
-            f"{import_s:.1f} s; {held} made unlabelled for scoring"
+            f"{import_s:.1f} s; {held} made unlabelled for scoring; warm start "
+            f"{settings.RUSTWATCH_WARM_START} ({settings.RUSTWATCH_WARM_START_EPOCHS} epochs); "
+            f"run config {json.dumps(settings.RUSTWATCH_TRAIN_CONFIG)}",
+            flush=True,
         )
-        rows = [timed_run("first (no model deployed)"), timed_run("second (gate vs first)")]
+        rows = [timed_run("first (no model deployed)")]
+        rows.append(timed_run("second (gate vs first, warm)"))
+        if args.scratch_too:
+            rows.append(timed_run("third (gate vs second, scratch)", warm_start=False))
     print()
-    print("| run | train->suggestions s | snapshot s | train s | evaluate s | gate | scored |")
-    print("|---|---|---|---|---|---|---|")
+    head = [name for name, _ in TRAIN_PHASES]
+    print(
+        "| run | " + " | ".join(f"{h} s" for h in head) + " | train->suggestions s | CPU s | gate |"
+    )
+    print("|---|" + "---|" * (len(head) + 3))
     for r in rows:
-        t = r["timings"]
+        t, w = r["timings"], r["wall_s"]
+        cells = [get(t, w) for _, get in TRAIN_PHASES]
         gates = ", ".join(f"{k} {v}" for k, v in sorted(r["gates"].items()))
         print(
-            f"| {r['run']} | {r['wall_s']:.1f} | {t.get('snapshot_s', 0):.1f} | "
-            f"{t.get('train_s', 0):.1f} | {t.get('evaluate_s', 0):.1f} | {gates} | "
-            f"{r['scored']}/{r['unlabelled']} |"
+            f"| {r['run']} | "
+            + " | ".join("–" if c is None else f"{c:.1f}" for c in cells)
+            + f" | **{w:.1f}** | {r['cpu_s']:.0f} | {gates} |"
         )
-    val = rows[-1]["val"]
-    clf, det = val.get("classifier", {}), val.get("detector", {})
+    print()
+    for r in rows:
+        clf, det = r["val"].get("classifier", {}), r["val"].get("detector", {})
+        print(
+            f"- {r['run']}: val accuracy {clf.get('accuracy', float('nan')):.3f}, ROC-AUC "
+            f"{clf.get('roc_auc') or float('nan'):.3f}, detector AP50 "
+            f"{det.get('AP50', float('nan')):.3f}; scored {r['scored']}/{r['unlabelled']}; "
+            f"start: {r['warm_start']}"
+        )
+    load = os.getloadavg()
     print(
-        f"\nsecond run on val: accuracy {clf.get('accuracy', float('nan')):.3f}, "
-        f"ROC-AUC {clf.get('roc_auc') or float('nan'):.3f}, detector AP50 "
-        f"{det.get('AP50', float('nan')):.3f}; peak RSS {peak_rss_mib():.0f} MiB"
+        f"\npeak RSS {peak_rss_mib():.0f} MiB; load average {load[0]:.1f} {load[1]:.1f} "
+        f"{load[2]:.1f}; goal: < 300 s train->suggestions"
     )
-    print(f"config: {json.dumps(config) or 'ml defaults'}; goal: < 300 s per run")
     print(f"command: .venv/bin/python benchmarks/loop.py train --config '{args.config or ''}'")
 
 
@@ -547,6 +596,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("section", choices=sorted(SECTIONS))
     parser.add_argument("--config", default="", help="RUSTWATCH_TRAIN_CONFIG JSON")
+    parser.add_argument(
+        "--scratch-too", action="store_true", help="train: a third run without warm start"
+    )
     parser.add_argument("--photos", type=int, default=1000, help="rss: how many photos")
     parser.add_argument("--rerank-photos", type=int, default=100_000, help="rerank: queue size")
     parser.add_argument("--requests", type=int, default=50, help="predict: requests timed")

@@ -35,6 +35,7 @@ import numpy as np
 
 from ml.config import config_from_dict
 from ml.embeddings import Embedder, EmbeddingCache, embed_photos
+from ml.hooks import TrainingHooks
 from ml.images import view_names
 from ml.voc import write_atomic
 
@@ -101,6 +102,14 @@ def threshold_for_recall(y: Sequence[int], prob: Sequence[float], target: float)
     t = (keep + below.max()) / 2 if len(below) else keep
     # never above 0.5: a lower threshold only raises recall, and rust is the costly miss
     return float(min(t, 0.5))
+
+
+def _embed_hook(hooks: TrainingHooks):
+    def on_batch(done: int, total: int) -> None:
+        hooks.progress("classifier", done, total)
+        hooks.check("classifier, embedding")
+
+    return on_batch
 
 
 @dataclass
@@ -187,11 +196,13 @@ class RustClassifier:
         views: Sequence[str] | None = None,
         cache: EmbeddingCache | None = None,
         progress: bool = False,
+        hooks: TrainingHooks | None = None,
     ) -> np.ndarray:
         """(N, V, D) embeddings of photos under `views`, all sizes concatenated.
 
         `shas` (content hashes) key the cache and seed the augmentations;
         without them the path is used as the seed and nothing is cached.
+        `hooks` (ml.hooks): progress and a stop check after each computed batch.
         """
         views = list(views or self.config.predict_views)
         if shas is None:
@@ -206,6 +217,7 @@ class RustClassifier:
                 self.config.batch_size,
                 progress,
                 desc=f"embedding {s}px",
+                on_batch=None if hooks is None else _embed_hook(hooks),
             )
             for s in self.config.image_sizes
         ]
@@ -270,24 +282,29 @@ class RustClassifier:
         cache: EmbeddingCache | None = None,
         progress: bool = False,
         log_dir: Path | None = None,
+        hooks: TrainingHooks | None = None,
     ) -> RustClassifier:
-        """Train on dataset photos (`ml.dataset.Photo`: path, sha256, label, group)."""
+        """Train on dataset photos (`ml.dataset.Photo`: path, sha256, label, group).
+
+        `hooks` (ml.hooks.TrainingHooks): progress per embedding batch (phase
+        "classifier"), a stop check per batch (TrainingCancelled)."""
         train = [p for p in train if p.label is not None]
         val = [p for p in (val or []) if p.label is not None]
         if not train:
             raise ValueError("no labelled training photos")
         t0 = time.perf_counter()
         if self.config.fine_tune_layers > 0:
-            self._fine_tune(train, progress, log_dir)
+            self._fine_tune(train, progress, log_dir, hooks)
         x = self.embed(
             [p.path for p in train],
             [p.sha256 for p in train],
             self.config.train_views,
             cache,
             progress,
+            hooks,
         )
         xv = (
-            self.embed([p.path for p in val], [p.sha256 for p in val], None, cache, progress)
+            self.embed([p.path for p in val], [p.sha256 for p in val], None, cache, progress, hooks)
             if val
             else None
         )
@@ -308,7 +325,9 @@ class RustClassifier:
             )
         return self
 
-    def _fine_tune(self, train: Sequence, progress: bool, log_dir: Path | None) -> None:
+    def _fine_tune(
+        self, train: Sequence, progress: bool, log_dir: Path | None, hooks: TrainingHooks | None
+    ) -> None:
         """Train the top of the backbone with a temporary dense head on augmented crops."""
         import keras
 
@@ -332,6 +351,10 @@ class RustClassifier:
         model.compile(keras.optimizers.Adam(self.config.fine_tune_lr), "binary_crossentropy")
         y = np.asarray([p.label for p in train], dtype=np.float32)
         callbacks = []
+        if hooks is not None:
+            callbacks.append(
+                hooks.keras_callback("classifier fine-tune", self.config.fine_tune_epochs)
+            )
         if log_dir is not None:
             callbacks.append(keras.callbacks.TensorBoard(str(Path(log_dir) / "fine_tune")))
         for epoch in range(self.config.fine_tune_epochs):

@@ -208,6 +208,7 @@ def cmd_train(args) -> int:
         weights=_weights(args.weights),
         cache=_cache(args),
         progress=not args.quiet,
+        init_detector=args.init_detector,
     )
     manifest = json.loads((out / "manifest.json").read_text())
     val = manifest["metrics"]["val"]
@@ -414,6 +415,12 @@ def build_parser() -> argparse.ArgumentParser:
     common(sp)
     model_opts(sp)
     sp.add_argument("--out", required=True, help="artifact directory to write")
+    sp.add_argument(
+        "--init-detector",
+        metavar="DIR",
+        help="warm start: begin the detector from this trained detector folder (an "
+        "artifact's detector/; same architecture) instead of ImageNet",
+    )
     sp.set_defaults(func=cmd_train)
 
     sp = sub.add_parser("evaluate", help="score an artifact on a dataset")

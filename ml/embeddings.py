@@ -25,7 +25,7 @@ import logging
 import os
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -213,8 +213,12 @@ def embed_photos(
     batch_size: int = 64,
     progress: bool = False,
     desc: str = "embedding",
+    on_batch: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """(N, len(views), dim) embeddings; cached vectors are read, the rest computed.
+
+    `on_batch(done, total)` is called after each computed batch (photos embedded of the
+    photos that were not cached); an exception it raises stops the embedding there.
 
     Missing photos are decoded in a thread pool (JPEG draft mode) while the
     network embeds the previous batch. Decoding errors raise ImageError
@@ -249,6 +253,8 @@ def embed_photos(
                     cache.put(embedder.key, view, shas[i], emb[j, k])
         if bar:
             bar.update(b)
+        if on_batch is not None:
+            on_batch(start + b, len(items))
     if bar:
         bar.close()
     return out

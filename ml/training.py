@@ -19,6 +19,7 @@ import numpy as np
 from ml.classifier import ClassifierConfig, RustClassifier
 from ml.dataset import DatasetError, Photo, VocDataset, grouped_folds
 from ml.embeddings import EmbeddingCache
+from ml.hooks import ProgressFn, StopFn, TrainingHooks
 from ml.metrics import COCO_KEYS, classification_metrics, detection_metrics
 
 log = logging.getLogger(__name__)
@@ -62,8 +63,19 @@ def train(
     weights: str | None = "imagenet",
     cache: EmbeddingCache | None = None,
     progress: bool = True,
+    on_progress: ProgressFn | None = None,
+    should_stop: StopFn | None = None,
+    init_detector: str | Path | None = None,
 ) -> Path:
-    """Train on `split`'s train part, score on its val part, write an artifact to `out`."""
+    """Train on `split`'s train part, score on its val part, write an artifact to `out`.
+
+    `on_progress(phase, step, total, loss)` and `should_stop()`: see ml.hooks (phases
+    "classifier", "detector"); when `should_stop()` answers True training stops at the
+    next batch with ml.hooks.TrainingCancelled and nothing is written to `out`.
+    `init_detector`: a trained detector folder (an artifact's `detector/`) to start the
+    detector from instead of `weights`: a warm start, its config must have the same
+    architecture (ml.detector.WarmStartError otherwise, saying what differs).
+    """
     from ml.artifacts import commit_artifact, new_staging_dir, write_manifest
 
     t0 = time.perf_counter()
@@ -75,9 +87,11 @@ def train(
     logs = staging / "logs"
     timings: dict[str, float] = {}
     metrics: dict = {}
+    hooks = TrainingHooks(on_progress, should_stop)
     try:
+        hooks.check("before the classifier")
         clf = RustClassifier(classifier_config, weights=weights)
-        clf.fit(train_photos, val_photos, cache=cache, progress=progress, log_dir=logs)
+        clf.fit(train_photos, val_photos, cache=cache, progress=progress, log_dir=logs, hooks=hooks)
         timings["classifier_s"] = round(time.perf_counter() - t0, 2)
         val_l = dataset.labelled(val_photos)
         if val_l and len({p.label for p in val_l}) == 2:
@@ -96,6 +110,7 @@ def train(
             det_train = det_samples(train_photos, negatives=det_config.family == "scoremap")
             t1 = time.perf_counter()
             det_val = det_samples(val_photos)
+            hooks.check("before the detector")
             det = train_detector(
                 det_train,
                 det_config,
@@ -103,6 +118,8 @@ def train(
                 log_dir=logs / "detector",
                 weights=weights,
                 progress=progress,
+                init=Path(init_detector) if init_detector is not None else None,
+                hooks=hooks,
             )
             timings["detector_s"] = round(time.perf_counter() - t1, 2)
             if det_val:
@@ -131,6 +148,7 @@ def train(
                 "thresholds": {"classifier": clf.threshold},
                 "timings": timings,
                 "weights": weights or "random",
+                "init_detector": str(init_detector) if init_detector is not None else None,
             },
         )
         return commit_artifact(staging, out)

@@ -63,6 +63,14 @@ class RunStartSerializer(InputSerializer):
     skip_detector = serializers.BooleanField(
         default=False, help_text="Train the classifier only (minutes less)."
     )
+    warm_start = serializers.BooleanField(
+        default=None,
+        allow_null=True,
+        help_text=(
+            "Start the detector from the deployed detector's weights (fewer epochs) when it "
+            "has the same architecture; null: the server's default (RUSTWATCH_WARM_START)."
+        ),
+    )
 
 
 class RunListView(ListAPIView):
@@ -92,7 +100,9 @@ class RunListView(ListAPIView):
     )
     def post(self, request: Request) -> Response:
         data = validated(RunStartSerializer, request.data)
-        run = start_run(user=request.user, skip_detector=data["skip_detector"])
+        run = start_run(
+            user=request.user, skip_detector=data["skip_detector"], warm_start=data["warm_start"]
+        )
         run.refresh_from_db()
         return Response(RunSerializer(run).data, status=202)
 

@@ -164,6 +164,14 @@ def report_progress(
     job: Job, *, step: int | None = None, total: int | None = None, **details: Any
 ) -> None:
     """Record step of total and live details (phase, epoch, loss); raises if cancelled."""
+    update_progress(job, step=step, total=total, **details)
+    check_cancel(job)
+
+
+def update_progress(
+    job: Job, *, step: int | None = None, total: int | None = None, **details: Any
+) -> None:
+    """Record step of total and live details, and refresh the heartbeat (no cancel check)."""
     fields: dict[str, Any] = {"heartbeat_at": timezone.now()}
     if step is not None:
         fields["progress_step"] = job.progress_step = step
@@ -173,7 +181,6 @@ def report_progress(
         job.progress = merged_progress(job.progress, details)
         fields["progress"] = job.progress
     Job.objects.filter(pk=job.pk).update(**fields)
-    check_cancel(job)
 
 
 def merged_progress(progress: dict | None, details: dict[str, Any]) -> dict[str, Any]:

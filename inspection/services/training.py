@@ -2,8 +2,8 @@
 
 `start_run` (web process) makes a `train` job + a TrainingRun and queues it;
 `execute_run` (the `train` worker) does the work in steps, reporting progress
-(phase, epoch and loss live, read from the run's TensorBoard events) and
-stopping at a cancel:
+(phase; model, epoch and loss live, from `ml.training.train`'s `on_progress` hook)
+and stopping at a cancel (its `should_stop` hook, asked between batches):
 
 1. snapshot: the labelled photos frozen (services/snapshots.py)
 2. train: `ml.training.train` into the run's scratch folder; the artifact is
@@ -21,18 +21,16 @@ scratch folder and any half-written storage folders. The deployed pointer is
 only ever moved in step 4, so it is untouched.
 
 Warm start: the classifier reuses the embedding cache ($RUSTWATCH_EMBEDDING_CACHE,
-the same one the scoring side fills) across runs, so only new photos are embedded.
-The detector starts from ImageNet weights each run (ml.training has no way to start
-from a deployed detector yet).
+the same one the scoring side fills) across runs, so only new photos are embedded; the
+detector starts from the deployed detector's weights when it has the same architecture
+(`warm_start_detector`, RUSTWATCH_WARM_START), else from ImageNet.
 """
 
 from __future__ import annotations
 
-import ctypes
 import json
 import logging
 import shutil
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -40,7 +38,6 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError, transaction
-from django.utils import timezone
 
 from inspection.errors import DomainError
 from inspection.models import Job, ModelKind, ModelVersion, TrainingRun
@@ -82,8 +79,11 @@ def start_run(
     user: AbstractBaseUser | None,
     trigger: str = TrainingRun.Trigger.MANUAL,
     skip_detector: bool = False,
+    warm_start: bool | None = None,
 ) -> TrainingRun:
-    """Queue a training run (it waits while another runs). Returns the run."""
+    """Queue a training run (it waits while another runs). Returns the run.
+
+    `warm_start`: start the detector from the deployed one (None: RUSTWATCH_WARM_START)."""
     from inspection.tasks.training import train_run
 
     if trigger not in TrainingRun.Trigger.values:
@@ -93,7 +93,7 @@ def start_run(
         run = TrainingRun.objects.create(
             job=job,
             trigger=trigger,
-            config={"skip_detector": bool(skip_detector)},
+            config={"skip_detector": bool(skip_detector), "warm_start": warm_start},
             labels_at_start=snapshots.labelled_count(),
         )
         job.params = {**job.params, "run_id": run.pk}
@@ -108,14 +108,26 @@ def ml_configs(run: TrainingRun) -> tuple[Any, Any]:
     from ml.classifier import ClassifierConfig
     from ml.detector import DetectorConfig
 
-    base = settings.RUSTWATCH_TRAIN_CONFIG
-    cls = ClassifierConfig.from_dict({**base.get("classifier", {})})
-    det = DetectorConfig.from_dict({**base.get("detector", {})})
+    base, defaults = settings.RUSTWATCH_TRAIN_CONFIG, settings.RUSTWATCH_TRAIN_DEFAULTS
+    cls = ClassifierConfig.from_dict(
+        {**defaults.get("classifier", {}), **base.get("classifier", {})}
+    )
+    det = DetectorConfig.from_dict({**defaults.get("detector", {}), **base.get("detector", {})})
     return cls, det
 
 
 def execute_run(job: Job) -> dict[str, Any]:
-    """Do a claimed `train` job's run; returns the job result. Raises on failure."""
+    """Do a claimed `train` job's run; returns the job result. Raises on failure
+    (JobCancelled when a person cancelled it)."""
+    from ml.hooks import TrainingCancelled
+
+    try:
+        return _execute_run(job)
+    except TrainingCancelled as exc:
+        raise jobs.JobCancelled(f"job {job.pk} cancelled: {exc}") from exc
+
+
+def _execute_run(job: Job) -> dict[str, Any]:
     run = TrainingRun.objects.select_related("job").get(job=job)
     work = run_dir(run)
     shutil.rmtree(work, ignore_errors=True)
@@ -123,7 +135,8 @@ def execute_run(job: Job) -> dict[str, Any]:
     total = len(STEPS)
     started = time.perf_counter()
     timings: dict[str, float] = {}
-    with _TrainingWatch(job, work):
+    hooks = _RunHooks(job)
+    with jobs.heartbeat(job):
         jobs.report_progress(job, step=0, total=total, phase="snapshot")
         jobs.append_log(job, "freezing the labelled photos")
         t = time.perf_counter()
@@ -147,6 +160,10 @@ def execute_run(job: Job) -> dict[str, Any]:
         skip_detector = bool(run.config.get("skip_detector")) or not any(
             p.boxed for p in dataset.subset("train")
         )
+        init_detector, det_cfg, det_start = (None, det_cfg, "none")
+        if not skip_detector:
+            init_detector, det_cfg, det_start = warm_start_detector(run, det_cfg)
+            jobs.append_log(job, f"detector starts from {det_start}")
         jobs.report_progress(job, step=1, phase="train")
         jobs.append_log(job, f"training (detector: {'no' if skip_detector else 'yes'})")
         t = time.perf_counter()
@@ -158,8 +175,18 @@ def execute_run(job: Job) -> dict[str, Any]:
             skip_detector=skip_detector,
             cache=cache,
             progress=False,
+            on_progress=hooks.on_progress,
+            should_stop=hooks.should_stop,
+            init_detector=init_detector,
         )
         timings["train_s"] = round(time.perf_counter() - t, 2)
+        manifest = json.loads((artifact_dir / "manifest.json").read_text())
+        for key in ("classifier_s", "detector_s"):  # the parts of train_s
+            if key in manifest.get("timings", {}):
+                timings[key] = manifest["timings"][key]
+        jobs.append_log(
+            job, f"trained in {timings['train_s']:.0f} s; {hooks.embedded} photos embedded anew"
+        )
 
         jobs.report_progress(job, step=2, phase="evaluate")
         jobs.append_log(job, "evaluating the candidate and the deployed models on val")
@@ -170,14 +197,14 @@ def execute_run(job: Job) -> dict[str, Any]:
         cand_eval = json_safe(evaluate(candidate, dataset, part="val", cache=cache, progress=False))
         val_scores = _val_scores(candidate, dataset, cache)
         deployed = registry.deployed_versions()
+        jobs.check_cancel(job)
         dep_eval = json_safe(_evaluate_deployed(deployed, dataset, cache))
         timings["evaluate_s"] = round(time.perf_counter() - t, 2)
 
-    # Past this point the run is not cancelled any more: versions are registered and the
-    # gate may move the pointer, so the watch (which injects a cancel) has stopped.
-    jobs.check_cancel(job)
-    with jobs.heartbeat(job):
+        # The last look for a cancel: from here versions are registered and the gate may
+        # move the pointer, so the run finishes.
         jobs.report_progress(job, step=3, phase="register")
+        t = time.perf_counter()
         versions = []
         for kind, sub in KIND_FOLDERS.items():
             if not (artifact_dir / sub).is_dir():
@@ -201,12 +228,16 @@ def execute_run(job: Job) -> dict[str, Any]:
             )
             versions.append(version)
             jobs.append_log(job, f"{version.name}: gate {decision}")
+        timings["register_s"] = round(time.perf_counter() - t, 2)
         timings["total_s"] = round(time.perf_counter() - started, 2)
         run.metrics = {
             "val": cand_eval,
             "deployed_val": dep_eval,
             "timings": timings,
-            "warm_start": {"classifier": "embedding cache", "detector": "imagenet"},
+            "warm_start": {
+                "classifier": f"embedding cache: {hooks.embedded} photos embedded anew",
+                "detector": det_start,
+            },
         }
         run.save(update_fields=["metrics"])
         passed = [
@@ -225,6 +256,32 @@ def execute_run(job: Job) -> dict[str, Any]:
         "versions": {v.kind: {"id": v.pk, "name": v.name, "gate": v.gate} for v in versions},
         "timings": timings,
     }
+
+
+def warm_start_detector(run: TrainingRun, det_cfg: Any) -> tuple[Path | None, Any, str]:
+    """Where this run's detector starts: (init folder or None, config, words for the log).
+
+    From the deployed detector's weights when the run (or RUSTWATCH_WARM_START) asks for
+    it and that detector has this config's architecture, for RUSTWATCH_WARM_START_EPOCHS
+    epochs (at most the config's); otherwise from ImageNet, and the words say why.
+    """
+    from dataclasses import replace
+
+    from ml.detector import warm_start_mismatch
+
+    wanted = run.config.get("warm_start")
+    if not (settings.RUSTWATCH_WARM_START if wanted is None else wanted):
+        return None, det_cfg, "ImageNet (warm start off)"
+    deployed = registry.deployed_versions().get(ModelKind.DETECTOR)
+    if deployed is None:
+        return None, det_cfg, "ImageNet (no detector deployed yet)"
+    folder = snapshots.materialize(deployed.artifact) / KIND_FOLDERS[ModelKind.DETECTOR]
+    reason = warm_start_mismatch(det_cfg, folder)
+    if reason:
+        log.info("run %s: no warm start from %s: %s", run.pk, deployed.name, reason)
+        return None, det_cfg, f"ImageNet (not {deployed.name}: {reason})"
+    epochs = min(det_cfg.epochs, settings.RUSTWATCH_WARM_START_EPOCHS or det_cfg.epochs)
+    return folder, replace(det_cfg, epochs=epochs), f"{deployed.name} ({epochs} epochs)"
 
 
 def _evaluate_deployed(deployed: dict[str, ModelVersion], dataset, cache) -> dict:
@@ -347,76 +404,45 @@ def maybe_start_label_run() -> TrainingRun | None:
 # --- live progress and cancel while the ml library trains ------------------------------
 
 
-class _TrainingWatch:
-    """A thread beside the run: heartbeat, epoch and loss from TensorBoard, cancel.
+class _RunHooks:
+    """`ml.training.train`'s hooks for one run: live progress into the job, cancel.
 
-    `ml.training.train` is one library call; between its own epochs this thread
-    reads the newest `epoch_loss` from the run's TensorBoard files into the
-    job's progress, and when a person cancels it raises JobCancelled in the
-    training thread (delivered at its next Python step, e.g. the next batch).
+    Both run on the training thread between batches (ml.hooks): progress writes the
+    model being trained, epoch of epochs and loss (detector) or photos embedded
+    (classifier) into the job's progress and refreshes its heartbeat; `should_stop`
+    asks the database for a cancel at most every CANCEL_CHECK_S, so a cancelled run
+    stops at its next batch with ml.hooks.TrainingCancelled.
     """
 
-    def __init__(self, job: Job, work: Path) -> None:
-        self.job, self.work = job, work
-        self.stop = threading.Event()
-        self.target = threading.get_ident()
-        self.thread = threading.Thread(target=self._loop, name=f"run-{job.pk}-watch", daemon=True)
-        self._seen: tuple[int, float] | None = None
+    CANCEL_CHECK_S = 1.0
 
-    def __enter__(self) -> _TrainingWatch:
-        self.thread.start()
-        return self
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self._asked = 0.0
+        self.embedded = 0  # photos the classifier embedded (not found in the cache)
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join(timeout=30)
-
-    def _loop(self) -> None:
-        from django.db import connection
-
-        every = max(1, min(settings.RUSTWATCH_JOB_HEARTBEAT_S, 5))
+    def on_progress(self, phase: str, step: int, total: int, loss: float | None) -> None:
+        if phase == "classifier":
+            details: dict[str, Any] = {"model": phase, "embedded": step, "to_embed": total}
+            if step >= total:
+                self.embedded += total
+        else:
+            details = {"model": phase, "epoch": step, "epochs": total}
+            if loss is not None:
+                details["loss"] = round(loss, 4)
+            log.info("job %s: %s epoch %d/%d, loss %s", self.job.pk, phase, step, total, loss)
         try:
-            while not self.stop.wait(every):
-                try:
-                    if self._beat():
-                        return
-                except DatabaseError as exc:  # busy database: try again at the next beat
-                    log.warning("run watch for job %s: %s", self.job.pk, exc)
-        finally:
-            connection.close()
+            jobs.update_progress(self.job, **details)
+        except DatabaseError as exc:  # a busy database costs one progress line, not the run
+            log.warning("progress of job %s: %s", self.job.pk, exc)
 
-    def _beat(self) -> bool:
-        """One look: heartbeat, live epoch/loss; True once a cancel was delivered."""
-        fields: dict[str, Any] = {"heartbeat_at": timezone.now()}
-        epoch_loss = _latest_epoch_loss(self.work)
-        if epoch_loss is not None and epoch_loss != self._seen:
-            self._seen = epoch_loss
-            progress = Job.objects.filter(pk=self.job.pk).values_list("progress", flat=True)
-            current = dict(progress.first() or {})
-            current.update({"epoch": epoch_loss[0] + 1, "loss": round(epoch_loss[1], 4)})
-            fields["progress"] = current
-        Job.objects.filter(pk=self.job.pk, state=Job.State.RUNNING).update(**fields)
-        if Job.objects.filter(pk=self.job.pk, cancel_requested=True).exists():
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                ctypes.c_ulong(self.target), ctypes.py_object(jobs.JobCancelled)
-            )
-            return True
-        return False
-
-
-def _latest_epoch_loss(work: Path) -> tuple[int, float] | None:
-    """(epoch, loss) last written by the detector's TensorBoard callback, if any."""
-    files = sorted(work.glob("**/detector/train/events.out.tfevents*"))
-    if not files:
-        return None
-    try:
-        import tensorflow as tf
-
-        latest = None
-        for event in tf.compat.v1.train.summary_iterator(str(files[-1])):
-            for value in event.summary.value:
-                if value.tag == "epoch_loss":
-                    latest = (int(event.step), float(tf.make_ndarray(value.tensor)))
-        return latest
-    except Exception:  # a file being written: try again at the next look
-        return None
+    def should_stop(self) -> bool:
+        now = time.monotonic()
+        if now - self._asked < self.CANCEL_CHECK_S:
+            return False
+        self._asked = now
+        try:
+            return Job.objects.filter(pk=self.job.pk, cancel_requested=True).exists()
+        except DatabaseError as exc:
+            log.warning("cancel check of job %s: %s", self.job.pk, exc)
+            return False

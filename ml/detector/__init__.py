@@ -18,10 +18,13 @@ from ml.detector.interface import (
     MODEL_FILE,
     Detections,
     RustDetector,
+    WarmStartError,
     build_model,
     detection_uncertainty,
     gpu_visible,
+    load_init_weights,
     register_custom_objects,
+    warm_start_mismatch,
 )
 from ml.detector.preprocessing import (
     DetectorInputError,
@@ -44,6 +47,7 @@ __all__ = [
     "DetectorConfig",
     "DetectorInputError",
     "RustDetector",
+    "WarmStartError",
     "as_rgb",
     "augment_sample",
     "build_model",
@@ -51,8 +55,10 @@ __all__ = [
     "detection_uncertainty",
     "gpu_visible",
     "letterbox",
+    "load_init_weights",
     "load_image",
     "make_dataset",
     "register_custom_objects",
     "train_detector",
+    "warm_start_mismatch",
 ]

@@ -12,6 +12,23 @@ from ml.config import config_from_dict
 # "scoremap": a dense rust score map from the backbone's features, boxes from its
 # thresholded connected components (ml.detector.scoremap)
 FAMILIES = ("retinanet", "scoremap")
+# the settings that shape the network's weights or what they mean: a detector may start
+# from another's weights (a warm start) only when all of these are equal
+ARCHITECTURE_KEYS = (
+    "family",
+    "backbone",
+    "image_size",
+    "fpn_width",
+    "head_width",
+    "head_layers",
+    "min_level",
+    "max_level",
+    "anchor_size",
+    "num_scales",
+    "aspect_ratios",
+    "map_level",
+    "map_width",
+)
 # settings whose best value differs per family; None in a config means "the family's"
 FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
     "retinanet": {"train_backbone": True, "epochs": 60},
@@ -104,6 +121,16 @@ class DetectorConfig:
             raise ValueError("map_level must be 3, 4 or 5 (stride 8, 16 or 32)")
         if not self.box_thresholds or not all(0 < t < 1 for t in self.box_thresholds):
             raise ValueError("box_thresholds must be probabilities in (0, 1)")
+
+    def architecture_mismatch(self, other: DetectorConfig) -> str | None:
+        """Why a network of `other` cannot lend its weights to one of this config (None: it
+        can): the ARCHITECTURE_KEYS that differ, in words."""
+        diff = [
+            f"{key} {getattr(other, key)!r} (wanted {getattr(self, key)!r})"
+            for key in ARCHITECTURE_KEYS
+            if getattr(self, key) != getattr(other, key)
+        ]
+        return ", ".join(diff) or None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DetectorConfig:

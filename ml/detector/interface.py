@@ -64,6 +64,43 @@ def build_model(config: DetectorConfig, weights: str | None = "imagenet"):
         keras.config.set_dtype_policy(previous)
 
 
+class WarmStartError(DetectorInputError):
+    """A detector cannot start from that artifact's weights (another architecture)."""
+
+
+def warm_start_mismatch(config: DetectorConfig, directory: Path) -> str | None:
+    """Why a detector of `config` cannot start from the artifact in `directory` (None: it can).
+
+    Reads only `detector.json`: cheap enough to decide before training starts."""
+    directory = Path(directory)
+    try:
+        meta = json.loads((directory / META_FILE).read_text())
+        other = DetectorConfig.from_dict(meta["config"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return f"{directory / META_FILE} cannot be read: {exc}"
+    if meta.get("format") != FORMAT_VERSION:
+        return f"{directory / META_FILE}: format {meta.get('format')!r}, expected {FORMAT_VERSION}"
+    diff = config.architecture_mismatch(other)
+    return f"{directory} is another architecture: {diff}" if diff else None
+
+
+def load_init_weights(model, config: DetectorConfig, directory: Path) -> None:
+    """Copy the weights of the trained detector in `directory` into `model` (a warm start).
+
+    Raises WarmStartError, saying what differs, when that detector's config is of
+    another architecture (ARCHITECTURE_KEYS) or its weights do not fit."""
+    reason = warm_start_mismatch(config, directory)
+    if reason:
+        raise WarmStartError(f"cannot warm-start the detector: {reason}")
+    source = RustDetector.load(directory).model
+    try:
+        model.set_weights(source.get_weights())
+    except ValueError as exc:
+        raise WarmStartError(
+            f"cannot warm-start the detector from {directory}: its weights do not fit ({exc})"
+        ) from exc
+
+
 def detection_uncertainty(scores: np.ndarray, floor: float = 0.05) -> float:
     """How unsure the detector is about one photo, 0..1 (for the active-learning queue).
 

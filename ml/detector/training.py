@@ -15,6 +15,7 @@ from ml.detector.interface import (
     build_model,
     family_module,
     gpu_visible,
+    load_init_weights,
     uses_mixed_precision,
 )
 from ml.detector.preprocessing import DetectorInputError, DetSample, decode_samples
@@ -75,10 +76,15 @@ def train_detector(
     weights: str | None = "imagenet",
     progress: bool = True,
     eval_every: int = 10,
+    init: Path | None = None,
+    hooks=None,
 ) -> RustDetector:
     """Train a rust detector of `config.family` on photos with boxes (and masks, which the
     score map prefers); photos without boxes are negatives. `val` (optional, boxed) is
-    scored with COCO AP every `eval_every` epochs and logged (it never steers training)."""
+    scored with COCO AP every `eval_every` epochs and logged (it never steers training).
+    `init`: a trained detector's folder to start from instead of `weights` (a warm start;
+    WarmStartError unless it has this config's architecture). `hooks` (ml.hooks.TrainingHooks):
+    progress per epoch, a stop check per batch (TrainingCancelled)."""
     import keras
 
     if not train:
@@ -88,13 +94,15 @@ def train_detector(
     ds = make_dataset(train, config, training=True)
     if val:
         decode_samples(val, max_side=1)  # fail early, naming the file, on unreadable val photos
-    model = build_model(config, weights)
+    model = build_model(config, None if init is not None else weights)
+    if init is not None:
+        load_init_weights(model, config, init)
     steps = math.ceil(len(train) / config.batch_size)
     module = family_module(config.family)
     # XLA compiles the RetinaNet graph for ~a minute on a CPU and gains little there
     module.compile_model(model, config, make_optimizer(config, steps), jit_compile=gpu_visible())
     detector = RustDetector(model, config)
-    callbacks: list = []
+    callbacks: list = [] if hooks is None else [hooks.keras_callback("detector", config.epochs)]
     if val:
         callbacks.append(_val_callback(detector, val, max(1, eval_every)))
     if log_dir is not None:
@@ -115,6 +123,7 @@ def train_detector(
         "final_loss": float(losses[-1]) if losses else None,
         "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
         "mixed_precision": uses_mixed_precision(config),
+        "init": str(init) if init is not None else (weights or "random"),
     }
     log.info(
         "%s detector trained: %d photos, %d epochs, %.0f s",
