@@ -284,14 +284,14 @@ RUSTWATCH_TRAIN_CONFIG = json.loads(os.environ.get("RUSTWATCH_TRAIN_CONFIG", "")
 # detector that keeps "train" to "suggestions on every unlabelled photo" under 5 minutes
 # on a 2-core CPU (benchmarks/loop.py train, benchmarks/warm_start.py); the ml defaults
 # (384 px, 60 epochs) are for a GPU worker (docker-compose.yml sets them there).
-RUSTWATCH_TRAIN_DEFAULTS = {"classifier": {}, "detector": {"image_size": 256, "epochs": 30}}
+RUSTWATCH_TRAIN_DEFAULTS = {"classifier": {}, "detector": {"image_size": 256, "epochs": 24}}
 # Warm start: a run starts its detector from the deployed detector's weights when that
 # one has the same architecture (else from ImageNet, and the run's log says why), trained
 # for RUSTWATCH_WARM_START_EPOCHS epochs (at most the config's; 0: the config's). A run
 # may say otherwise (`warm_start` in POST /api/v1/runs/). The classifier always reuses
 # the embedding cache.
 RUSTWATCH_WARM_START = env_bool("RUSTWATCH_WARM_START", True)
-RUSTWATCH_WARM_START_EPOCHS = env_int("RUSTWATCH_WARM_START_EPOCHS", 10)
+RUSTWATCH_WARM_START_EPOCHS = env_int("RUSTWATCH_WARM_START_EPOCHS", 8)
 # Where the worker keeps its scratch folders and the embedding cache (local disk).
 RUSTWATCH_WORK_DIR = Path(os.environ.get("RUSTWATCH_WORK_DIR", VAR_DIR / "work"))
 # The gate: a candidate is deployed by itself only if no metric is worse than the

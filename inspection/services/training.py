@@ -38,6 +38,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError, transaction
+from django.db.models import Q
 
 from inspection.errors import DomainError
 from inspection.models import Job, ModelKind, ModelVersion, TrainingRun
@@ -410,8 +411,9 @@ class _RunHooks:
     Both run on the training thread between batches (ml.hooks): progress writes the
     model being trained, epoch of epochs and loss (detector) or photos embedded
     (classifier) into the job's progress and refreshes its heartbeat; `should_stop`
-    asks the database for a cancel at most every CANCEL_CHECK_S, so a cancelled run
-    stops at its next batch with ml.hooks.TrainingCancelled.
+    asks the database at most every CANCEL_CHECK_S whether the job was cancelled or is
+    no longer running (failed as lost by a reaper while a redelivery ran it), so such a
+    run stops at its next batch with ml.hooks.TrainingCancelled.
     """
 
     CANCEL_CHECK_S = 1.0
@@ -420,6 +422,7 @@ class _RunHooks:
         self.job = job
         self._asked = 0.0
         self.embedded = 0  # photos the classifier embedded (not found in the cache)
+        self.losses: dict[str, list[float]] = {}  # per model, one loss per epoch
 
     def on_progress(self, phase: str, step: int, total: int, loss: float | None) -> None:
         if phase == "classifier":
@@ -430,6 +433,8 @@ class _RunHooks:
             details = {"model": phase, "epoch": step, "epochs": total}
             if loss is not None:
                 details["loss"] = round(loss, 4)
+                self.losses[phase] = [*self.losses.get(phase, [])[: step - 1], details["loss"]]
+                details["losses"] = self.losses[phase]  # the curve the run page draws
             log.info("job %s: %s epoch %d/%d, loss %s", self.job.pk, phase, step, total, loss)
         try:
             jobs.update_progress(self.job, **details)
@@ -442,7 +447,12 @@ class _RunHooks:
             return False
         self._asked = now
         try:
-            return Job.objects.filter(pk=self.job.pk, cancel_requested=True).exists()
+            # cancelled, or no longer this worker's to run (failed by a reaper as lost)
+            return (
+                Job.objects.filter(pk=self.job.pk)
+                .filter(Q(cancel_requested=True) | ~Q(state=Job.State.RUNNING))
+                .exists()
+            )
         except DatabaseError as exc:
             log.warning("cancel check of job %s: %s", self.job.pk, exc)
             return False
