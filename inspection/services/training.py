@@ -422,7 +422,6 @@ class _RunHooks:
         self.job = job
         self._asked = 0.0
         self.embedded = 0  # photos the classifier embedded (not found in the cache)
-        self.losses: dict[str, list[float]] = {}  # per model, one loss per epoch
 
     def on_progress(self, phase: str, step: int, total: int, loss: float | None) -> None:
         if phase == "classifier":
@@ -433,8 +432,6 @@ class _RunHooks:
             details = {"model": phase, "epoch": step, "epochs": total}
             if loss is not None:
                 details["loss"] = round(loss, 4)
-                self.losses[phase] = [*self.losses.get(phase, [])[: step - 1], details["loss"]]
-                details["losses"] = self.losses[phase]  # the curve the run page draws
             log.info("job %s: %s epoch %d/%d, loss %s", self.job.pk, phase, step, total, loss)
         try:
             jobs.update_progress(self.job, **details)
