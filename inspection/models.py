@@ -195,6 +195,9 @@ class Photo(models.Model):
     )
     detector_uncertainty = models.FloatField(null=True, blank=True)
     detector_max_score = models.FloatField(null=True, blank=True)
+    # How typical of the classifier's training photos this one is (ml.active.typicality):
+    # the queue weights uncertainty by it. Null for classifiers saved without a centre.
+    typicality = models.FloatField(null=True, blank=True)
     # The classifier's embedding (float16 bytes), for the queue's diversity (k-center).
     embedding = models.BinaryField(null=True, blank=True, editable=False)
 

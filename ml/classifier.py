@@ -168,6 +168,8 @@ class RustClassifier:
         self.head: HeadParams | None = None
         self._head_model = None  # the Keras head that all predictions go through
         self.threshold = 0.5
+        # mean unit embedding of the training photos: the queue's typicality centre
+        self.centre: np.ndarray | None = None
         self.info: dict = {}
 
     # ---------------------------------------------------------------- embeddings
@@ -247,6 +249,9 @@ class RustClassifier:
         n, v, d = x_train.shape
         self.head = _fit_linear(x_train.reshape(n * v, d), np.repeat(y, v), self.config)
         tta = len(self.config.predict_views)
+        photo = x_train[:, :tta].mean(axis=1)  # as predict_embeddings sees a photo
+        unit = photo / np.maximum(np.linalg.norm(photo, axis=1, keepdims=True), 1e-7)
+        self.centre = unit.mean(axis=0).astype(np.float32)
 
         # out-of-fold logits on the training photos for calibration + threshold
         groups = np.asarray(groups if groups is not None else np.arange(n)).astype(str)
@@ -454,6 +459,7 @@ class RustClassifier:
         meta = {
             "config": asdict(self.config),
             "threshold": self.threshold,
+            "centre": None if self.centre is None else [round(float(c), 6) for c in self.centre],
             "info": self.info,
             "embedding_key": {s: self.embedder(s).key for s in self.config.image_sizes},
         }
@@ -471,5 +477,7 @@ class RustClassifier:
         self = cls(config, weights=None, base=base)
         self._head_model = head
         self.threshold = float(meta["threshold"])
+        centre = meta.get("centre")  # older artifacts have none: no typicality weighting
+        self.centre = None if centre is None else np.asarray(centre, dtype=np.float32)
         self.info = meta.get("info", {})
         return self

@@ -1,7 +1,8 @@
 """The inspectors' queue: the unlabelled photo a person should label next, one person at a time.
 
 Order: the active-learning priority (`Photo.queue_score`, from `ml.active`: the
-classifier's margin, the detector's uncertainty and their disagreement), then
+classifier's margin, the detector's uncertainty and their disagreement, weighted
+by how typical the photo is of the training photos), then
 diversity: among the best `RUSTWATCH_QUEUE_POOL` candidates, the one farthest (in
 the classifier's embedding space, scaled by its priority) from the photos other
 inspectors hold and the ones labelled last (k-center greedy), so two inspectors
@@ -169,20 +170,21 @@ def rerank_queue(*, batch: int = 5000) -> int:
     """
     rows = list(
         Photo.objects.filter(UNLABELLED, score__isnull=False).values_list(
-            "pk", "score", "detector_uncertainty", "detector_max_score"
+            "pk", "score", "detector_uncertainty", "detector_max_score", "typicality"
         )
     )
     if not rows:
         return 0
     ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
     parts = np.array([r[1:] for r in rows], dtype=float)  # None -> nan
-    prob, det_unc, det_max = parts[:, 0], parts[:, 1], parts[:, 2]
+    prob, det_unc, det_max, typical = parts[:, 0], parts[:, 1], parts[:, 2], parts[:, 3]
     with_det = ~(np.isnan(det_unc) | np.isnan(det_max))
     out = np.empty(len(rows))
     if with_det.any():
-        out[with_det] = priority(prob[with_det], det_unc[with_det], det_max[with_det])["score"]
+        w = with_det
+        out[w] = priority(prob[w], det_unc[w], det_max[w], typicality=typical[w])["score"]
     if (~with_det).any():
-        out[~with_det] = priority(prob[~with_det])["score"]
+        out[~with_det] = priority(prob[~with_det], typicality=typical[~with_det])["score"]
     table = connection.ops.quote_name(Photo._meta.db_table)
     sql = f"UPDATE {table} SET queue_score = %s WHERE id = %s"  # noqa: S608 (no user input)
     with transaction.atomic(), connection.cursor() as cursor:

@@ -32,7 +32,7 @@ from django.utils import timezone
 from inspection.models import Box, DeployedModel, ModelVersion, Photo, SuggestionState
 from inspection.selectors import UNLABELLED
 from inspection.services.boxes import add_suggestions
-from ml.active import detector_uncertainty, priority
+from ml.active import detector_uncertainty, priority, typicality
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,7 @@ class PhotoPrediction:
     boxes: np.ndarray  # (M, 4) float xyxy
     box_scores: np.ndarray  # (M,)
     embedding: np.ndarray | None = None
+    typicality: float | None = None  # ml.active.typicality to the classifier's training centre
     classifier: str = ""  # version names
     detector: str = ""
 
@@ -181,11 +182,15 @@ def predict_files(paths: Sequence[Any], shas: Sequence[str], models: Any) -> lis
         return []
     probs: list[float | None] = [None] * n
     embeddings: list[np.ndarray | None] = [None] * n
+    typical: list[float | None] = [None] * n
     if models.classifier is not None:
         clf = models.classifier.model
         x = clf.embed(list(paths), list(shas), None, EmbeddingCache())
         probs = [float(p) for p in clf.predict_embeddings(x)]
         embeddings = list(x.mean(axis=1).astype(np.float16))
+        t = typicality(x.mean(axis=1), getattr(clf, "centre", None))
+        if t is not None:
+            typical = [float(v) for v in t]
     found: list[tuple[np.ndarray, np.ndarray]] = [(np.zeros((0, 4)), np.zeros(0))] * n
     if models.detector is not None:
         found = models.detector.model.predict(
@@ -197,6 +202,7 @@ def predict_files(paths: Sequence[Any], shas: Sequence[str], models: Any) -> lis
             boxes=np.asarray(found[i][0], dtype=float).reshape(-1, 4),
             box_scores=np.asarray(found[i][1], dtype=float).reshape(-1),
             embedding=embeddings[i],
+            typicality=typical[i],
             classifier=models.classifier.name if models.classifier else "",
             detector=models.detector.name if models.detector else "",
         )
@@ -205,13 +211,21 @@ def predict_files(paths: Sequence[Any], shas: Sequence[str], models: Any) -> lis
 
 
 def queue_priority(
-    prob: float | None, det_unc: float | None, det_max: float | None
+    prob: float | None,
+    det_unc: float | None,
+    det_max: float | None,
+    typical: float | None = None,
 ) -> float | None:
     """One photo's queue score from its cached parts (the same rule as `rerank_queue`)."""
     if prob is None:
         return None
     with_det = det_unc is not None and det_max is not None
-    out = priority([prob], [det_unc] if with_det else None, [det_max] if with_det else None)
+    out = priority(
+        [prob],
+        [det_unc] if with_det else None,
+        [det_max] if with_det else None,
+        typicality=None if typical is None else [typical],
+    )
     return float(out["score"][0])
 
 
@@ -263,11 +277,12 @@ def store_prediction(photo: Photo, prediction: PhotoPrediction) -> Photo:
             "suggestion_state": SuggestionState.READY,
             "suggestion_error": "",
             "scored_at": timezone.now(),
-            "queue_score": queue_priority(prediction.prob, det_unc, det_max),
+            "queue_score": queue_priority(prediction.prob, det_unc, det_max, prediction.typicality),
         }
         if prediction.classifier:
             fields.update(
                 score=prediction.prob,
+                typicality=prediction.typicality,
                 scored_by_id=versions.get(prediction.classifier),
                 embedding=(
                     prediction.embedding.astype(np.float16).tobytes()

@@ -123,6 +123,13 @@ def test_rerank_recomputes_priority_from_cached_scores(inspection):
     assert got[c.pk] == pytest.approx(queue_priority(0.7, 0.0, 0.0))
     user = make_user("ines2", "inspector")
     assert [p.pk for p in queue_candidates(user)][0] == a.pk
+    # an outlier (atypical of the training photos) waits behind an equally unsure typical one
+    Photo.objects.filter(pk=b.pk).update(score=0.5, typicality=0.4)
+    Photo.objects.filter(pk=c.pk).update(score=0.5, typicality=0.9)
+    rerank_queue()
+    got = dict(Photo.objects.values_list("pk", "queue_score"))
+    assert got[b.pk] == pytest.approx(queue_priority(0.5, None, None, 0.4))
+    assert got[b.pk] < got[c.pk] < queue_priority(0.5, None, None)
 
 
 def test_beat_reranks_the_queue_on_a_schedule_editable_in_the_admin(inspection):

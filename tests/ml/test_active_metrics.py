@@ -10,7 +10,9 @@ from ml.active import (
     entropy,
     k_center_greedy,
     margin,
+    priority,
     select_batch,
+    typicality,
     uncertainty_scores,
 )
 from ml.classifier import threshold_for_recall
@@ -47,6 +49,36 @@ def test_batch_selection_skips_near_duplicates():
     # photos like an already-labelled one are not picked first
     first = k_center_greedy(emb, 1, labelled=others[:1])
     assert first[0] != 10
+
+
+def test_typicality_is_the_mean_cosine_similarity_to_the_training_photos():
+    rng = np.random.default_rng(2)
+    train = rng.normal(loc=1.0, size=(50, 8))
+    unit = train / np.linalg.norm(train, axis=1, keepdims=True)
+    centre = unit.mean(axis=0)
+    photos = np.vstack([train[:3], -train[:1], np.zeros((1, 8))])
+    t = typicality(photos, centre)
+    # x . mean(u) / |mean(u)| = mean(cos(x, u)) / |mean(u)|: the same order, scaled
+    cos = (photos[:3] / np.linalg.norm(photos[:3], axis=1, keepdims=True)) @ unit.T
+    np.testing.assert_allclose(t[:3], cos.mean(axis=1) / np.linalg.norm(centre), rtol=1e-5)
+    assert t[3] == 0.0 and t[4] == 0.0  # opposite, and no direction at all
+    assert typicality(photos, None) is None
+    with pytest.raises(ValueError, match="dimensions"):
+        typicality(photos, centre[:4])
+
+
+def test_typicality_weights_the_queue_score():
+    prob = [0.5, 0.5, 0.5, 0.9]
+    plain = priority(prob)["score"]
+    s = priority(prob, typicality=[1.0, 0.5, np.nan, 1.0])
+    assert s["score"][0] == pytest.approx(plain[0])
+    assert s["score"][1] == pytest.approx(plain[1] * 0.5**3)  # an uncertain outlier waits
+    assert s["score"][2] == pytest.approx(plain[2])  # unknown: not weighted
+    assert s["score"][1] < s["score"][3] < s["score"][0]
+    np.testing.assert_allclose(s["typicality"], [1.0, 0.5, 1.0, 1.0])
+    # the same with the detector's parts, and through uncertainty_scores
+    both = uncertainty_scores([0.5, 0.5], box_scores=[[0.5], [0.5]], typicality=[1.0, 0.2])
+    assert both["score"][1] == pytest.approx(both["score"][0] * 0.2**3)
 
 
 def test_threshold_keeps_the_target_recall():

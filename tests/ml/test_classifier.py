@@ -57,6 +57,10 @@ def test_train_save_load_gives_identical_predictions(
     before = RustClassifier.load(out / "classifier")  # a second, independent load
     prob = art.classifier.predict(paths)
     np.testing.assert_array_equal(prob, before.predict(paths))
+    # the queue's typicality centre travels with the artifact
+    assert before.centre is not None
+    np.testing.assert_allclose(before.centre, art.classifier.centre)
+    assert 0 < float(np.linalg.norm(before.centre)) <= 1 + 1e-5  # a mean of unit vectors
     # red-brown blotches vs grey-blue paint: ImageNet features separate them
     y = np.array([p.label for p in tiny_voc.photos])
     assert ((prob >= art.classifier.threshold) == y).mean() >= 0.9
