@@ -3,9 +3,13 @@
 train    wall time from "train" to "new suggestions on all unlabelled photos" for the
          seed set (../shared/data/corrosion-seed): import, then a run as the `train`
          worker does it (snapshot, both models, candidate and deployed evaluated on the
-         same val photos, gate, deploy) and the re-scoring the deploy starts. Run twice:
-         the second run evaluates against the first (a real gate) and reuses the
-         embedding cache (the classifier's warm start). Goal: < 5 min.
+         same val photos, gate, deploy) and the re-scoring the deploy starts, with the
+         run defaults (RUSTWATCH_TRAIN_DEFAULTS: detector 256 px, 24 epochs). Run twice:
+         the second run evaluates against the first (a real gate), reuses the embedding
+         cache (the classifier's warm start) and starts its detector from the first's
+         (RUSTWATCH_WARM_START, 8 epochs); --scratch-too adds a third without the detector
+         warm start. Prints each run's log lines and epochs as they happen, a per-phase
+         table and the CPU seconds (the work, whatever the machine's load). Goal: < 5 min.
 rss      peak resident memory of one training run on 1,000 photos (resized copies of
          the seed photos with their boxes scaled), to show that training streams from
          files instead of decoding the data set into memory.
