@@ -7,7 +7,7 @@ train    wall time from "train" to "new suggestions on all unlabelled photos" fo
          run defaults (RUSTWATCH_TRAIN_DEFAULTS: detector 256 px, 24 epochs). Run twice:
          the second run evaluates against the first (a real gate), reuses the embedding
          cache (the classifier's warm start) and starts its detector from the first's
-         (RUSTWATCH_WARM_START, 8 epochs); --scratch-too adds a third without the detector
+         (RUSTWATCH_WARM_START, 12 epochs); --scratch-too adds a third without the detector
          warm start. Prints each run's log lines and epochs as they happen, a per-phase
          table and the CPU seconds (the work, whatever the machine's load). Goal: < 5 min.
 rss      peak resident memory of one training run on 1,000 photos (resized copies of
@@ -215,7 +215,10 @@ def section_train(args: argparse.Namespace) -> None:
         f"\npeak RSS {peak_rss_mib():.0f} MiB; load average {load[0]:.1f} {load[1]:.1f} "
         f"{load[2]:.1f}; goal: < 300 s train->suggestions"
     )
-    print(f"command: .venv/bin/python benchmarks/loop.py train --config '{args.config or ''}'")
+    extra = " --scratch-too" if args.scratch_too else ""
+    print(
+        f"command: .venv/bin/python benchmarks/loop.py train --config '{args.config or ''}'{extra}"
+    )
 
 
 def synthetic_copies(out: Path, n: int) -> Path:

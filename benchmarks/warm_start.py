@@ -23,9 +23,18 @@ idle machine's; CPU seconds are the work), 256 px, the run defaults:
 | scratch | 39 | 8 | 301 | 52 | 0.196 | 0.041 | 0.287 |
 | warm from deployed (21 photos) | 39 | 8 | 179 | 54 | 0.245 | 0.073 | 0.331 |
 
-Warm 8 epochs: AP as scratch 24 (0.073 vs 0.075), AP50 -0.044 (within this split's noise),
-at half the CPU; scratch at the same 8 epochs is worse on every figure. Hence warm start on,
-RUSTWATCH_WARM_START_EPOCHS 8 (inspection/settings.py).
+A second invocation (`--warm-epochs 12 --only-warm`, load ~14 falling to ~1):
+
+| run | train photos | epochs | train wall s | CPU s | AP50 | AP | AR100 |
+|---|---|---|---|---|---|---|---|
+| deployed (subset, scratch) | 21 | 24 | 250 | 76 | 0.313 | 0.065 | 0.419 |
+| warm from deployed (21 photos) | 39 | 12 | 129 | 67 | 0.336 | 0.128 | 0.331 |
+
+The same subset training gave AP50 0.245 and 0.313 in the two invocations (threaded CPU
+kernels are not bit-deterministic): differences under ~0.07 AP50 are noise here. Warm 8
+epochs matches scratch 24's AP (0.073 vs 0.075) at half the CPU, and scratch at the same 8
+epochs is worse on every figure; warm 12 is at or above scratch 24 on AP50 and AP at ~60 %
+of its CPU. Hence warm start on, RUSTWATCH_WARM_START_EPOCHS 12 (inspection/settings.py).
 """
 
 from __future__ import annotations

@@ -291,7 +291,7 @@ RUSTWATCH_TRAIN_DEFAULTS = {"classifier": {}, "detector": {"image_size": 256, "e
 # may say otherwise (`warm_start` in POST /api/v1/runs/). The classifier always reuses
 # the embedding cache.
 RUSTWATCH_WARM_START = env_bool("RUSTWATCH_WARM_START", True)
-RUSTWATCH_WARM_START_EPOCHS = env_int("RUSTWATCH_WARM_START_EPOCHS", 8)
+RUSTWATCH_WARM_START_EPOCHS = env_int("RUSTWATCH_WARM_START_EPOCHS", 12)
 # Where the worker keeps its scratch folders and the embedding cache (local disk).
 RUSTWATCH_WORK_DIR = Path(os.environ.get("RUSTWATCH_WORK_DIR", VAR_DIR / "work"))
 # The gate: a candidate is deployed by itself only if no metric is worse than the
