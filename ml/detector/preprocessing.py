@@ -4,6 +4,10 @@ Boxes are xyxy in pixels of the ORIGINAL photo, in and out. Photos are
 letterboxed (scaled so the long side fits, padded to a square), never cropped,
 so no box is lost at prediction time. Augmentation moves boxes (and masks)
 with the pixels, in TF ops inside `tf.data`.
+
+Training data streams from the files: the pipeline holds (path, boxes, mask path)
+records and decodes each photo when it reaches it, every epoch (`photo_dataset`),
+so memory does not grow with the number of photos.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from PIL import Image, UnidentifiedImageError
 
 from ml.detector.config import DetectorConfig
 
+# tf.data may use this much memory for its buffers (decoded photos, batches in flight)
+PIPELINE_RAM_BUDGET = 512 * 2**20
 PAD_PIXEL = 127.5  # letterbox padding (raw 0..255 scale): mid-grey, 0 after [-1, 1] scaling
 NO_BOX = (0.0, 0.0, 1.0, 1.0)  # placeholder for padding rows: tiny, never matches an anchor
 
@@ -36,14 +42,28 @@ class DetSample(NamedTuple):
     mask_path: Path | None = None
 
 
-def load_image(path: str | os.PathLike) -> np.ndarray:
-    """Decode a photo to an (H, W, 3) uint8 RGB array; errors name the file."""
+def load_image(path: str | os.PathLike, min_side: int | None = None) -> np.ndarray:
+    """Decode a photo to an (H, W, 3) uint8 RGB array by the one decode rule of `ml.images`
+    (stored pixel grid, no EXIF rotation, as boxes are drawn; JPEG draft decoding down to
+    `min_side` when given); errors name the file."""
+    from ml.images import ImageError, decode
+
     try:
-        with Image.open(path) as img:
-            img.load()
-            return np.asarray(img.convert("RGB"))
-    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
-        raise DetectorInputError(f"{path}: cannot read image: {exc}") from exc
+        return np.asarray(decode(path, min_side=min_side))
+    except (ImageError, Image.DecompressionBombError) as exc:
+        reason = str(exc).removeprefix(f"{path}: ")  # an ImageError starts with the path
+        raise DetectorInputError(f"{path}: cannot read image: {reason}") from exc
+
+
+def photo_size(path: str | os.PathLike, what: str = "image") -> tuple[int, int]:
+    """(width, height) from the file's header (no pixels decoded); errors name the file."""
+    from ml.images import ImageError, image_size
+
+    try:
+        return image_size(path)
+    except (ImageError, Image.DecompressionBombError) as exc:
+        reason = str(exc).removeprefix(f"{path}: ")
+        raise DetectorInputError(f"{path}: cannot read {what}: {reason}") from exc
 
 
 def load_mask(path: str | os.PathLike, width: int, height: int) -> np.ndarray:
@@ -234,53 +254,107 @@ class Decoded(NamedTuple):
     mask: np.ndarray | None  # (H, W) uint8 0/1, when the sample has a mask
 
 
-def decode_samples(samples: list[DetSample], max_side: int, masks: bool = False) -> list[Decoded]:
-    """Decode and validate photos (and, with `masks`, their masks) once, shrunk to
-    `max_side` (boxes scaled along)."""
+def check_samples(samples: list[DetSample], masks: bool = False) -> list[np.ndarray]:
+    """Validate every sample from the file headers only (no pixels decoded): the photo opens,
+    its boxes lie inside it, its mask (with `masks`) has its size. Returns the checked
+    boxes; the first problem raises DetectorInputError naming the file, before training."""
     out = []
     for s in samples:
-        image = load_image(s.image_path)
-        h, w = image.shape[:2]
-        boxes = check_boxes(s.boxes, w, h, str(s.image_path))
-        mask = load_mask(s.mask_path, w, h) if masks and s.mask_path is not None else None
-        if max(h, w) > max_side:
-            r = max_side / max(h, w)
-            size = (max(1, round(w * r)), max(1, round(h * r)))
-            image = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR))
-            if mask is not None:
-                mask = np.asarray(Image.fromarray(mask).resize(size, Image.Resampling.NEAREST))
-            boxes = boxes * np.array([size[0] / w, size[1] / h] * 2, np.float32)
-        out.append(Decoded(image, boxes, mask))
+        w, h = photo_size(s.image_path)
+        out.append(check_boxes(s.boxes, w, h, str(s.image_path)))
+        if masks and s.mask_path is not None:
+            mw, mh = photo_size(s.mask_path, "mask")
+            if (mw, mh) != (w, h):
+                raise DetectorInputError(f"{s.mask_path}: mask is {mw}x{mh}, its photo {w}x{h}")
     return out
 
 
-def photo_dataset(decoded: list[Decoded], config: DetectorConfig, *, training: bool, seed: int = 0):
-    """A cached `tf.data.Dataset` of (image uint8, boxes, mask (H, W) uint8, has_mask),
-    shuffled each epoch when training. Photos without a mask get an all-zero one."""
+def read_sample(
+    image_path: str | os.PathLike, boxes: Any, mask_path: str | os.PathLike | None, max_side: int
+) -> Decoded:
+    """Decode one photo (and its mask) shrunk to `max_side` (boxes scaled along): what the
+    training pipeline does per photo, every epoch, when it reaches it."""
+    w, h = photo_size(image_path)
+    boxes = check_boxes(boxes, w, h, str(image_path))
+    image = load_image(image_path, min_side=max_side)  # JPEG draft: decoded at >= max_side
+    mask = load_mask(mask_path, w, h) if mask_path is not None else None
+    if max(h, w) > max_side:
+        r = max_side / max(h, w)
+        size = (max(1, round(w * r)), max(1, round(h * r)))
+        image = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR))
+        if mask is not None:
+            mask = np.asarray(Image.fromarray(mask).resize(size, Image.Resampling.NEAREST))
+        boxes = boxes * np.array([size[0] / w, size[1] / h] * 2, np.float32)
+    return Decoded(image, boxes, mask)
+
+
+def photo_dataset(
+    samples: list[DetSample],
+    config: DetectorConfig,
+    *,
+    training: bool,
+    seed: int = 0,
+    masks: bool = False,
+):
+    """A `tf.data.Dataset` of (image uint8, boxes, mask (H, W) uint8, has_mask) per photo,
+    streamed: it holds (path, boxes, mask path) records and each photo is read from its file
+    (`read_sample`, at most 2x the model size a side) when the pipeline reaches it, every
+    epoch; nothing is cached. Shuffled each epoch when training. Photos without a mask get
+    an all-zero one. Boxes (and, with `masks`, mask sizes) are checked here, up front."""
     import tensorflow as tf
 
-    def gen():
-        for d in decoded:
-            has = d.mask is not None
-            mask = d.mask if has else np.zeros(d.image.shape[:2], np.uint8)
-            yield d.image, d.boxes, mask, has
+    boxes = check_samples(samples, masks=masks)
+    max_side = 2 * config.image_size  # keep 2x the model size so crops keep some detail
+    paths = [str(s.image_path) for s in samples]
+    mask_paths = [str(s.mask_path) if masks and s.mask_path else "" for s in samples]
+    flat = np.concatenate([np.zeros((0, 4), np.float32), *boxes]).astype(np.float32)
+    ragged = tf.RaggedTensor.from_row_lengths(flat, [len(b) for b in boxes])
+    ds = tf.data.Dataset.from_tensor_slices((paths, mask_paths, ragged))
+    if training:  # shuffling the records, before any decoding: cheap, the same order as ever
+        ds = ds.shuffle(len(samples), seed=config.seed + seed, reshuffle_each_iteration=True)
 
-    ds = (
-        tf.data.Dataset.from_generator(
-            gen,
-            output_signature=(
-                tf.TensorSpec((None, None, 3), tf.uint8),
-                tf.TensorSpec((None, 4), tf.float32),
-                tf.TensorSpec((None, None), tf.uint8),
-                tf.TensorSpec((), tf.bool),
-            ),
+    def read_py(path, mask_path, boxes):
+        d = read_sample(path.decode(), boxes, mask_path.decode() or None, max_side)
+        has = d.mask is not None
+        mask = d.mask if has else np.zeros(d.image.shape[:2], np.uint8)
+        return d.image, d.boxes.astype(np.float32), mask, np.bool_(has)
+
+    def read(path, mask_path, boxes):
+        image, boxes, mask, has = tf.numpy_function(
+            read_py,
+            [path, mask_path, boxes],
+            [tf.uint8, tf.float32, tf.uint8, tf.bool],
+            stateful=False,
+            name="read_photo",
         )
-        .apply(tf.data.experimental.assert_cardinality(len(decoded)))
-        .cache()
-    )
-    if training:
-        ds = ds.shuffle(len(decoded), seed=config.seed + seed, reshuffle_each_iteration=True)
-    return ds
+        image.set_shape((None, None, 3))
+        boxes.set_shape((None, 4))
+        mask.set_shape((None, None))
+        has.set_shape(())
+        return image, boxes, mask, has
+
+    return ds.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def batched(ds, config: DetectorConfig, prepare):
+    """`prepare` (augment, encode) each photo in parallel, batch, prefetch: the end of both
+    families' pipelines. Parallelism is tuned by tf.data within a RAM budget."""
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = True
+    options.autotune.ram_budget = PIPELINE_RAM_BUDGET
+    ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.batch(config.batch_size).prefetch(2).with_options(options)
+
+
+def input_error(exc: Exception) -> DetectorInputError | None:
+    """The DetectorInputError a photo raised inside the tf.data pipeline (TensorFlow wraps
+    it in an OpError whose message carries it), or None when `exc` is something else."""
+    import re
+
+    found = re.search(r"DetectorInputError: ([^\n]+)", str(getattr(exc, "message", exc)))
+    return DetectorInputError(found.group(1).strip()) if found else None
 
 
 def model_input(config: DetectorConfig, canvas):

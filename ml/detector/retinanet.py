@@ -17,12 +17,14 @@ and a fixed-batch `tf.function` for prediction.
 
 from __future__ import annotations
 
+import numpy as np
+
 from ml.backbones import build_backbone, get_spec, pyramid_outputs
 from ml.detector.config import DetectorConfig
 from ml.detector.preprocessing import (
     DetSample,
     augment_sample,
-    decode_samples,
+    batched,
     model_input,
     pad_boxes,
     photo_dataset,
@@ -260,18 +262,17 @@ def build_model(config: DetectorConfig, weights: str | None = "imagenet", *, mix
 def make_dataset(
     samples: list[DetSample], config: DetectorConfig, *, training: bool, repeat_seed: int = 0
 ):
-    """A `tf.data.Dataset` of (preprocessed images, {"boxes", "labels"}) batches."""
-    # keep up to 2x the model size so crops keep some detail
-    decoded = decode_samples(samples, max_side=2 * config.image_size)
-    max_boxes = max([1] + [len(d.boxes) for d in decoded])
+    """A `tf.data.Dataset` of (preprocessed images, {"boxes", "labels"}) batches, streamed
+    from the photo files (`photo_dataset`)."""
+    max_boxes = max([1] + [len(np.asarray(s.boxes).reshape(-1, 4)) for s in samples])
 
     def prepare(image, boxes, _mask, _has_mask):
         canvas, boxes, labels = augment_sample(image, boxes, config, training)
         boxes, labels = pad_boxes(boxes, labels, max_boxes)
         return model_input(config, canvas), {"boxes": boxes, "labels": labels}
 
-    ds = photo_dataset(decoded, config, training=training, seed=repeat_seed)
-    return ds.map(prepare, num_parallel_calls=2).batch(config.batch_size).prefetch(2)
+    ds = photo_dataset(samples, config, training=training, seed=repeat_seed)
+    return batched(ds, config, prepare)
 
 
 def compile_model(model, config: DetectorConfig, optimizer, jit_compile: bool) -> None:
@@ -296,7 +297,6 @@ def make_predictor(model, config: DetectorConfig, threshold: float):
     """A fixed-batch function: network inputs (B, S, S, 3) -> per photo (boxes (M, 4) in
     canvas pixels, scores (M,), None: no heat map), NMS done."""
     import keras
-    import numpy as np
     import tensorflow as tf
 
     model._prediction_decoder = make_decoder(config, min(0.01, threshold))

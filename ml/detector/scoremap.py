@@ -23,7 +23,7 @@ from ml.detector.config import DetectorConfig
 from ml.detector.preprocessing import (
     DetSample,
     augment_sample,
-    decode_samples,
+    batched,
     model_input,
     photo_dataset,
 )
@@ -95,8 +95,8 @@ def _targets(boxes, labels, mask_canvas, has_mask, config: DetectorConfig):
 def make_dataset(
     samples: list[DetSample], config: DetectorConfig, *, training: bool, repeat_seed: int = 0
 ):
-    """A `tf.data.Dataset` of (preprocessed images, (m, m, 2) cell targets) batches."""
-    decoded = decode_samples(samples, max_side=2 * config.image_size, masks=True)
+    """A `tf.data.Dataset` of (preprocessed images, (m, m, 2) cell targets) batches, streamed
+    from the photo and mask files (`photo_dataset`)."""
 
     def prepare(image, boxes, mask, has_mask):
         canvas, boxes, labels, mask_canvas = augment_sample(
@@ -104,8 +104,8 @@ def make_dataset(
         )
         return model_input(config, canvas), _targets(boxes, labels, mask_canvas, has_mask, config)
 
-    ds = photo_dataset(decoded, config, training=training, seed=repeat_seed)
-    return ds.map(prepare, num_parallel_calls=2).batch(config.batch_size).prefetch(2)
+    ds = photo_dataset(samples, config, training=training, seed=repeat_seed, masks=True)
+    return batched(ds, config, prepare)
 
 
 def loss_class():

@@ -18,7 +18,13 @@ from ml.detector.interface import (
     load_init_weights,
     uses_mixed_precision,
 )
-from ml.detector.preprocessing import DetectorInputError, DetSample, decode_samples
+from ml.detector.preprocessing import (
+    DetectorInputError,
+    DetSample,
+    check_samples,
+    input_error,
+    load_image,
+)
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +99,9 @@ def train_detector(
     start = time.perf_counter()
     ds = make_dataset(train, config, training=True)
     if val:
-        decode_samples(val, max_side=1)  # fail early, naming the file, on unreadable val photos
+        check_samples(val)  # fail early, naming the file, on a bad val photo or box
+        for s in val:
+            load_image(s.image_path, min_side=1)  # JPEG at 1/8 scale: a quick full read
     model = build_model(config, None if init is not None else weights)
     if init is not None:
         load_init_weights(model, config, init)
@@ -107,10 +115,19 @@ def train_detector(
         callbacks.append(_val_callback(detector, val, max(1, eval_every)))
     if log_dir is not None:
         callbacks.append(keras.callbacks.TensorBoard(str(log_dir), write_graph=False))
-    # the dataset shuffles itself; shuffle=False only silences a Keras warning
-    history = model.fit(
-        ds, epochs=config.epochs, verbose=1 if progress else 0, callbacks=callbacks, shuffle=False
-    )
+    try:
+        # the dataset shuffles itself; shuffle=False only silences a Keras warning
+        history = model.fit(
+            ds,
+            epochs=config.epochs,
+            verbose=1 if progress else 0,
+            callbacks=callbacks,
+            shuffle=False,
+        )
+    except Exception as exc:  # a photo that broke while streamed: name it, as up front
+        if (error := input_error(exc)) is None:
+            raise
+        raise error from exc
     seconds = time.perf_counter() - start
     losses = history.history.get("loss", [])
     detector.info = {

@@ -299,6 +299,37 @@ def test_corrupt_image_is_a_clear_error(samples, tmp_path, trained):
         trained.predict([np.zeros((4, 4, 3, 2))])
 
 
+@pytest.mark.parametrize("family", ["retinanet", "scoremap"])
+def test_training_data_streams_from_the_files(tmp_path, family):
+    """The input is a tf.data pipeline over file paths that reads each photo when it gets
+    there, every epoch: a photo changed on disk between two epochs is seen changed (a set
+    decoded into memory up front, or cached, would give the old pixels again)."""
+    import tensorflow as tf
+
+    from ml.detector import make_dataset
+
+    samples = [photo(tmp_path / f"p{i}.jpg", (120, 90), (10, 10, 50, 40)) for i in range(3)]
+    ds = make_dataset(samples, tiny_config(family=family), training=False)
+    assert isinstance(ds, tf.data.Dataset)
+    ((first, _),) = ds.take(1)
+    Image.fromarray(np.full((90, 120, 3), RUST, np.uint8)).save(samples[1].image_path)
+    ((second, _),) = ds.take(1)
+    first, second = np.asarray(first), np.asarray(second)
+    np.testing.assert_array_equal(first[[0, 2]], second[[0, 2]])
+    assert np.abs(first[1] - second[1]).max() > 0.5  # [-1, 1] inputs: the rust is new
+
+
+def test_photo_that_breaks_while_training_is_named(samples, tmp_path):
+    """A photo whose header reads but whose pixels do not fails when the pipeline reaches it,
+    with the same error naming the file as the up-front checks."""
+    good = samples[0].image_path.read_bytes()
+    cut = tmp_path / "truncated.jpg"
+    cut.write_bytes(good[: len(good) // 2])
+    broken = DetSample(cut, samples[0].boxes)
+    with pytest.raises(DetectorInputError, match="truncated.jpg: cannot read image"):
+        train_detector([samples[1], broken], tiny_config(epochs=1), weights=None, progress=False)
+
+
 def test_uncertainty_peaks_at_a_coin_toss():
     assert detection_uncertainty(np.array([0.5, 0.99])) == pytest.approx(1.0)
     assert detection_uncertainty(np.array([])) == 0.0
