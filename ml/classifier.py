@@ -337,7 +337,6 @@ class RustClassifier:
         import keras
 
         from ml.backbones import preprocess
-        from ml.images import load_views
 
         size = max(self.config.image_sizes)
         emb = self.embedder(size)
@@ -363,17 +362,13 @@ class RustClassifier:
         if log_dir is not None:
             callbacks.append(keras.callbacks.TensorBoard(str(Path(log_dir) / "fine_tune")))
         for epoch in range(self.config.fine_tune_epochs):
-            views = [f"aug{100 + epoch}"]
-            pix = np.stack([load_views(p.path, views, size, p.sha256)[0] for p in train])
             model.fit(
-                pix.astype(np.float32),
-                y,
-                batch_size=self.config.batch_size,
+                self._fine_tune_data(train, y, f"aug{100 + epoch}", size, epoch),
                 epochs=epoch + 1,
                 initial_epoch=epoch,
                 verbose=1 if progress else 0,
                 callbacks=callbacks,
-                shuffle=True,
+                shuffle=False,  # the dataset shuffles itself; this only silences Keras
             )
         for layer in base.layers:
             layer.trainable = False
@@ -381,6 +376,30 @@ class RustClassifier:
         self._base = base
         self._embedders = {}
         self.info["fine_tuned_layers"] = self.config.fine_tune_layers
+
+    def _fine_tune_data(self, train: Sequence, y: np.ndarray, view: str, size: int, epoch: int):
+        """One epoch of fine-tuning batches, streamed: each photo's `view` is decoded from its
+        file when the tf.data pipeline reaches it (never the whole set in memory)."""
+        import tensorflow as tf
+
+        from ml.images import load_views
+
+        def load(path, sha):
+            return load_views(path.decode(), [view], size, sha.decode())[0]
+
+        def read(path, sha, label):
+            pixels = tf.numpy_function(load, [path, sha], tf.uint8, stateful=False)
+            pixels.set_shape((size, size, 3))
+            return tf.cast(pixels, tf.float32), label
+
+        records = ([str(p.path) for p in train], [p.sha256 for p in train], y)
+        return (
+            tf.data.Dataset.from_tensor_slices(records)
+            .shuffle(len(train), seed=self.config.seed + epoch)
+            .map(read, num_parallel_calls=tf.data.AUTOTUNE)
+            .batch(self.config.batch_size)
+            .prefetch(2)
+        )
 
     def _log_scalars(self, log_dir: Path, x, y, xv, yv) -> None:
         import tensorflow as tf
