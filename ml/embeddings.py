@@ -68,6 +68,11 @@ def resolve_runtime(runtime: str | None = None) -> str:
     return "litert"
 
 
+# images per network call: LiteRT plans its tensor memory for the whole call (a batch of
+# 64 photos x 3 views at 448 px held 3.3 GB; 16 images hold 0.3 GB) at the same speed
+EMBED_CHUNK = 16
+
+
 class Embedder:
     """A backbone without top plus global pooling: pixels -> one vector per photo.
 
@@ -119,7 +124,15 @@ class Embedder:
         return int(self.model.output.shape[-1])
 
     def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
-        """(N, size, size, 3) uint8/float 0..255 -> (N, dim) float32."""
+        """(N, size, size, 3) uint8/float 0..255 -> (N, dim) float32, at most `EMBED_CHUNK`
+        images per network call."""
+        if len(pixels) > EMBED_CHUNK:
+            return np.concatenate(
+                [
+                    self.embed_pixels(pixels[i : i + EMBED_CHUNK])
+                    for i in range(0, len(pixels), EMBED_CHUNK)
+                ]
+            )
         x = np.ascontiguousarray(pixels, dtype=np.float32)
         if self.runtime == "litert":
             return self._embed_litert(x)
