@@ -207,10 +207,28 @@ def append_log(job: Job, line: str) -> None:
     log.info("job %s: %s", job.pk, line)
 
 
+def stop_reason(job: Job) -> str | None:
+    """Why a job must stop at its next step, in words; None while it may go on.
+
+    The one rule every long job asks: a person asked it to stop (`cancel_requested`);
+    or the job this worker claimed (`job.state` running here) is no longer running in
+    the database (a reaper failed or re-queued it as lost while this worker went on),
+    or was deleted, so it is no longer this worker's to run."""
+    row = Job.objects.filter(pk=job.pk).values("cancel_requested", "state").first()
+    if row is None:
+        return "the job was deleted"
+    if row["cancel_requested"]:
+        return "cancelled"
+    if job.state == Job.State.RUNNING and row["state"] != Job.State.RUNNING:
+        return f"the job is no longer this worker's to run (it is {row['state']})"
+    return None
+
+
 def check_cancel(job: Job) -> None:
-    """Raise JobCancelled if someone asked this running job to stop."""
-    if Job.objects.filter(pk=job.pk, cancel_requested=True).exists():
-        raise JobCancelled(f"job {job.pk} cancelled")
+    """Raise JobCancelled if this running job must stop (see stop_reason)."""
+    reason = stop_reason(job)
+    if reason is not None:
+        raise JobCancelled(f"job {job.pk}: {reason}")
 
 
 def _finish(job: Job, state: str, **fields: Any) -> bool:

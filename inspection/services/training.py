@@ -38,7 +38,6 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError, transaction
-from django.db.models import Q
 
 from inspection.errors import DomainError
 from inspection.models import Job, ModelKind, ModelVersion, TrainingRun
@@ -444,12 +443,7 @@ class _RunHooks:
             return False
         self._asked = now
         try:
-            # cancelled, or no longer this worker's to run (failed by a reaper as lost)
-            return (
-                Job.objects.filter(pk=self.job.pk)
-                .filter(Q(cancel_requested=True) | ~Q(state=Job.State.RUNNING))
-                .exists()
-            )
-        except DatabaseError as exc:
+            return jobs.stop_reason(self.job) is not None
+        except DatabaseError as exc:  # a busy database costs one look, not the run
             log.warning("cancel check of job %s: %s", self.job.pk, exc)
             return False

@@ -73,6 +73,28 @@ def test_cancel_queued_at_once_running_at_next_step(supervisor, inspector):
         jobs.report_progress(claimed, step=1, total=3, phase="export")
 
 
+def test_stop_reason_is_the_one_rule_for_cancel_and_a_job_taken_away(supervisor):
+    """jobs.check_cancel (between steps) and the training hooks (between batches) both
+    ask jobs.stop_reason: a cancel, or a claimed job the database no longer runs here."""
+    from inspection.services.training import _RunHooks
+
+    job = jobs.claim_job(jobs.create_job(kind=Job.Kind.TRAIN, user=supervisor).pk, worker="w1")
+    hooks = _RunHooks(job)
+    assert jobs.stop_reason(job) is None and not hooks.should_stop()
+    jobs.fail_job(Job.objects.get(pk=job.pk), "lost: its worker stopped answering")
+    assert "no longer this worker's" in jobs.stop_reason(job)
+    hooks._asked = 0.0  # past its CANCEL_CHECK_S
+    assert hooks.should_stop()
+    with pytest.raises(jobs.JobCancelled, match="no longer"):
+        jobs.check_cancel(job)
+
+    other = jobs.claim_job(jobs.create_job(kind=Job.Kind.TRAIN, user=supervisor).pk, worker="w1")
+    jobs.cancel_job(job=other, user=supervisor)
+    assert jobs.stop_reason(other) == "cancelled"
+    Job.objects.filter(pk=other.pk).delete()
+    assert jobs.stop_reason(other) == "the job was deleted"
+
+
 def test_progress_keeps_every_epochs_loss_for_the_run_page(supervisor, client_for):
     job = jobs.create_job(kind=Job.Kind.TRAIN, user=supervisor)
     jobs.claim_job(job.pk, worker="w1")
