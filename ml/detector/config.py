@@ -12,6 +12,8 @@ from ml.config import config_from_dict
 # "scoremap": a dense rust score map from the backbone's features, boxes from its
 # thresholded connected components (ml.detector.scoremap)
 FAMILIES = ("retinanet", "scoremap")
+BOX_SPLITS = ("none", "watershed")  # score map: how a thresholded region becomes boxes
+BOX_SCORES = ("mean", "max")
 # the settings that shape the network's weights or what they mean: a detector may start
 # from another's weights (a warm start) only when all of these are equal
 ARCHITECTURE_KEYS = (
@@ -80,6 +82,15 @@ class DetectorConfig:
     # photo is dropped; a box scores the mean rust probability inside its region
     box_thresholds: tuple[float, ...] = (0.3, 0.5, 0.7)
     min_region: float = 0.001
+    # region split (ml.detector.scoremap.hot_cores): "none", or "watershed": inside each
+    # thresholded region, also a box per hot core (watershed basin of the map around each
+    # peak at least split_min_distance cells from a higher one and standing split_min_depth
+    # above the saddle to it), so neighbouring rust patches that merged get their own boxes
+    box_split: str = "none"
+    split_min_distance: int = 2
+    split_min_depth: float = 0.0
+    # a box scores the "mean" or the "max" rust probability inside its region
+    box_score: str = "mean"
     # augmentation (all box-preserving; see augment_sample)
     augment: bool = True
     flip: bool = True
@@ -121,6 +132,12 @@ class DetectorConfig:
             raise ValueError("map_level must be 3, 4 or 5 (stride 8, 16 or 32)")
         if not self.box_thresholds or not all(0 < t < 1 for t in self.box_thresholds):
             raise ValueError("box_thresholds must be probabilities in (0, 1)")
+        if self.box_split not in BOX_SPLITS:
+            raise ValueError(f"box_split must be one of {', '.join(BOX_SPLITS)}")
+        if self.box_score not in BOX_SCORES:
+            raise ValueError(f"box_score must be one of {', '.join(BOX_SCORES)}")
+        if self.split_min_distance < 1 or not 0 <= self.split_min_depth < 1:
+            raise ValueError("split_min_distance must be >= 1, split_min_depth in [0, 1)")
 
     def architecture_mismatch(self, other: DetectorConfig) -> str | None:
         """Why a network of `other` cannot lend its weights to one of this config (None: it

@@ -9,8 +9,10 @@ stride 8/16/32 features, then two 3x3 convs), learnt from masks where a photo
 has one (corrosion-vt) and from the filled boxes otherwise, with photos
 without boxes as negatives. Boxes are the bounding rectangles of the connected
 regions above each of `box_thresholds` (nested regions at several levels),
-scored by their mean probability. The map itself is the heat map inspectors
-see. The network is a plain functional Keras model (convolutions, bilinear
+and, with `box_split`, of each region's hot cores (watershed basins around its
+peaks: neighbouring patches merge into one region, their peaks stay apart),
+scored by their mean (or max) probability. The map itself is the heat map
+inspectors see. The network is a plain functional Keras model (convolutions, bilinear
 upsampling, additions), easy to convert to LiteRT.
 """
 
@@ -169,14 +171,53 @@ def _nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
     return np.asarray(keep, dtype=int)
 
 
+def hot_cores(
+    prob: np.ndarray, regions: np.ndarray, config: DetectorConfig, cell: int = 1
+) -> np.ndarray:
+    """Labels (h, w) of the hot cores inside the labelled regions `regions` (0: none).
+
+    Neighbouring rust patches merge into one region above a threshold; their peaks stay
+    apart. Each peak (scikit-image `peak_local_max`) at least `split_min_distance` cells
+    (`cell` map pixels each) from a higher one of its region, and, with `split_min_depth`,
+    standing that far above the saddle to any higher peak (`h_maxima`), seeds a core; the
+    cores are the watershed basins of the negated map around those seeds, within the
+    regions. A region with one peak is one core (its own box again).
+    """
+    from scipy import ndimage
+    from skimage.feature import peak_local_max
+    from skimage.morphology import h_maxima
+    from skimage.segmentation import watershed
+
+    n = int(regions.max())
+    if n == 0:
+        return np.zeros_like(regions)
+    peaks = peak_local_max(
+        prob,
+        min_distance=max(1, config.split_min_distance * cell),
+        labels=regions,
+        exclude_border=False,
+    )
+    if config.split_min_depth > 0:
+        at = tuple(peaks.T)
+        deep = h_maxima(prob.astype(np.float64), config.split_min_depth).astype(bool)
+        # a region's highest peak has no higher one to stand above: it always seeds a core
+        top = np.asarray(ndimage.maximum(prob, regions, np.arange(1, n + 1)))
+        peaks = peaks[deep[at] | (prob[at] >= top[regions[at] - 1])]
+    markers = np.zeros(regions.shape, np.int32)
+    markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
+    return watershed(-prob, markers, mask=regions > 0)
+
+
 def boxes_from_map(
     prob: np.ndarray, config: DetectorConfig, upsample: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
     """Boxes (M, 4) xyxy and scores (M,) from a (h, w) rust probability map.
 
     The map is first upsampled (bilinear) by `upsample`, so box edges fall between
-    cells; boxes are in the upsampled map's pixels. Regions are 8-connected; a box
-    scores the mean probability inside its region. Regions found at several thresholds
+    cells; boxes are in the upsampled map's pixels. Regions are 8-connected; with
+    `box_split` "watershed" each region's hot cores (`hot_cores`) get boxes too, nested
+    in the region's. A box scores the mean (`box_score`) or max probability inside its
+    region or core. Boxes found at several thresholds, or as a region and its only core,
     with nearly the same box (IoU > 0.9) are kept once.
     """
     from scipy import ndimage
@@ -185,21 +226,27 @@ def boxes_from_map(
     if upsample > 1:
         prob = np.clip(ndimage.zoom(prob, upsample, order=1, grid_mode=True, mode="nearest"), 0, 1)
     min_cells = max(1.0, config.min_region * prob.size)
+    score_of = ndimage.mean if config.box_score == "mean" else ndimage.maximum
     found_boxes, found_scores = [], []
     structure = np.ones((3, 3), bool)
     for t in config.box_thresholds:
-        labels, n = ndimage.label(prob >= t, structure=structure)
-        if n == 0:
-            continue
-        index = np.arange(1, n + 1)
-        sizes = ndimage.sum_labels(np.ones_like(prob), labels, index)
-        means = ndimage.mean(prob, labels, index)
-        for k, region in enumerate(ndimage.find_objects(labels)):
-            if region is None or sizes[k] < min_cells:
+        regions, _ = ndimage.label(prob >= t, structure=structure)
+        labelings = [regions]
+        if config.box_split == "watershed":
+            labelings.append(hot_cores(prob, regions, config, cell=upsample))
+        for labels in labelings:
+            n = int(labels.max())
+            if n == 0:
                 continue
-            ys, xs = region
-            found_boxes.append((xs.start, ys.start, xs.stop, ys.stop))
-            found_scores.append(means[k])
+            index = np.arange(1, n + 1)
+            sizes = ndimage.sum_labels(np.ones_like(prob), labels, index)
+            scores = score_of(prob, labels, index)
+            for k, region in enumerate(ndimage.find_objects(labels)):
+                if region is None or sizes[k] < min_cells:
+                    continue
+                ys, xs = region
+                found_boxes.append((xs.start, ys.start, xs.stop, ys.stop))
+                found_scores.append(scores[k])
     if not found_boxes:
         return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
     boxes = np.asarray(found_boxes, np.float32)

@@ -86,6 +86,48 @@ def test_boxes_come_from_regions_at_each_threshold():
     assert len(boxes_from_map(np.zeros((8, 8)), config)[0]) == 0
 
 
+def two_blobs() -> np.ndarray:
+    """A 30x50 map where two hot blobs (peaks 0.9 and 0.8 at x = 17 and 33) merge above 0.3."""
+    y, x = np.mgrid[0:30, 0:50].astype(np.float32)
+
+    def blob(cx, peak):
+        return peak * np.exp(-((x - cx) ** 2 + (y - 15) ** 2) / 50)
+
+    return (blob(17, 0.9) + blob(33, 0.8)).clip(0, 1)
+
+
+def test_watershed_split_boxes_each_hot_core_inside_the_enclosing_region():
+    prob = two_blobs()
+    config = cfg(box_thresholds=(0.3,), min_region=0.01)
+    (region,), _ = boxes_from_map(prob, config)  # one region: the blobs merge
+    boxes, scores = boxes_from_map(prob, cfg(box_thresholds=(0.3,), box_split="watershed"))
+    assert len(boxes) == 3
+    found = {tuple(b): float(s) for b, s in zip(boxes.astype(int).tolist(), scores, strict=True)}
+    x0, y0, x1, y1 = region.astype(int)
+    assert (x0, y0, x1, y1) in found
+    left, right = sorted(b for b in found if b != (x0, y0, x1, y1))
+    assert left[0] == x0 and right[2] == x1 and left[2] == right[0]  # split at the saddle
+    assert 24 <= left[2] <= 27
+    assert left[0] < 17 < left[2] and right[0] < 33 < right[2]
+    assert left[1] == right[1] == y0 and left[3] == right[3] == y1
+    # each box scores its own mean: the hotter core outranks the region round it
+    assert found[left] > found[(x0, y0, x1, y1)] > found[right]
+    assert list(scores) == sorted(scores, reverse=True)
+
+
+def test_a_shallow_dip_or_close_peaks_do_not_split_a_region():
+    prob = two_blobs()  # the lower peak stands ~0.33 above the saddle, 16 cells apart
+    for kw in ({"split_min_depth": 0.4}, {"split_min_distance": 20}):
+        config = cfg(box_thresholds=(0.3,), box_split="watershed", **kw)
+        assert len(boxes_from_map(prob, config)[0]) == 1
+    config = cfg(box_thresholds=(0.3,), box_split="watershed", split_min_depth=0.25)
+    assert len(boxes_from_map(prob, config)[0]) == 3
+    upsampled, _ = boxes_from_map(prob, cfg(box_thresholds=(0.3,), box_split="watershed"), 4)
+    assert len(upsampled) == 3  # min distance in cells, whatever the upsampling
+    with pytest.raises(ValueError, match="box_split"):
+        cfg(box_split="kmeans")
+
+
 def test_keras_hub_internals_are_behind_the_version_pin(monkeypatch):
     import keras_hub
 
