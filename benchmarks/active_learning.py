@@ -10,19 +10,29 @@ diversity by k-center greedy over the embeddings, as `services.queue` spreads
 what it hands out) or at random; after each round the classifier is refitted
 (`RustClassifier.fit_embeddings`, the ml defaults' calibration and threshold on
 frozen-backbone embeddings, computed once) and scored on the held-out part:
-accuracy and ROC-AUC. With `--detector`, the detector (ml defaults, `--det-epochs`)
-is retrained on the boxed photos labelled so far every `--det-every` rounds and
-its AP50 measured on the held-out boxed photos (slow: minutes per point on a CPU).
+accuracy and ROC-AUC.
 
-Prints both learning curves (mean ± std over `--repeats` runs), the labels the
+With `--detector`, the first `--det-repeats` runs of each strategy also retrain the
+detector (ml defaults but REDUCED for a CPU: `--det-image-size` 256 px instead of 384,
+`--det-epochs` 12 instead of 60) on the boxed photos labelled so far, every
+`--det-every` rounds and at the last round, and measure its AP50 on the held-out boxed
+photos (the same photos for queue and random). Each point after a run's first
+warm-starts from the previous point's detector of the same run (`--det-warm-epochs`),
+with `train_detector(init=...)`, as a training run warm-starts from the deployed
+detector (for RUSTWATCH_WARM_START_EPOCHS, 12, the default here too): the loop as it
+runs, one point a retraining. The queue still ranks by the classifier alone here (the
+detector's uncertainty terms of `priority` are not used).
+
+Prints the classifier curves (mean ± std over `--repeats` runs), the labels the
 queue needs to reach random's final accuracy (the issue's measure; near the
 ceiling it moves by a round with one photo of noise, so also the labels each
-needs for 98 % and 99 % of it), and saves a PNG plot. Embeddings are cached in
-the default embedding cache (`--cache` to choose another folder).
+needs for 98 % and 99 % of it), the detector's AP50 curve, the wall time, and saves
+a PNG plot (one panel per curve). Embeddings are cached in the default embedding
+cache (`--cache` to choose another folder).
 
     .venv/bin/python benchmarks/active_learning.py                 # classifier curves
     .venv/bin/python benchmarks/active_learning.py --repeats 10 --plot al.png
-    .venv/bin/python benchmarks/active_learning.py --detector --det-every 3 --repeats 1
+    .venv/bin/python benchmarks/active_learning.py --repeats 10 --detector --det-repeats 1
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ import logging
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -84,7 +95,10 @@ def choose(strategy, rng, clf, x_pred, emb, labelled, unlabelled, k):
 
 
 def simulate(strategy, photos, x_train, x_pred, emb, pool, held, args, seed, det_eval=None):
-    """One labelling run; returns a list of {labels, accuracy, roc_auc[, AP50]} per round."""
+    """One labelling run; returns a list of {labels, accuracy, roc_auc[, AP50]} per round.
+
+    `det_eval` (a new `DetectorCurve` run, or None): called every `args.det_every` rounds
+    and at the last round with the photos labelled so far; its AP50 goes into the point."""
     from ml.classifier import ClassifierConfig, RustClassifier
     from ml.metrics import classification_metrics
 
@@ -104,39 +118,79 @@ def simulate(strategy, photos, x_train, x_pred, emb, pool, held, args, seed, det
         clf.fit_embeddings(x_train[labelled], y[labelled], [groups[i] for i in labelled])
         m = classification_metrics(y[held], clf.predict_embeddings(x_pred[held]), clf.threshold)
         point = {"labels": len(labelled), "accuracy": m["accuracy"], "roc_auc": m["roc_auc"]}
-        if det_eval is not None and round_no % args.det_every == 0:
-            point["AP50"] = det_eval([photos[i] for i in labelled])
         curve.append(point)
         unlabelled = np.array([i for i in pool if i not in set(labelled)])
-        if len(labelled) >= args.max_labels or not len(unlabelled):
+        last = len(labelled) >= args.max_labels or not len(unlabelled)
+        if det_eval is not None and (round_no % args.det_every == 0 or last):
+            point.update(det_eval([photos[i] for i in labelled]))
+        if last:
             return curve
         labelled += choose(strategy, rng, clf, x_pred, emb, labelled, unlabelled, args.step)
         round_no += 1
 
 
-def detector_evaluator(photos, held, args):
-    """AP50 on the held-out boxed photos of a detector trained on the labelled boxed ones."""
-    from ml.detector import DetectorConfig, DetSample, train_detector
+class DetectorCurve:
+    """The detector's points of one labelling run, on CPU-sized (reduced) settings.
 
-    test = [
-        DetSample(photos[i].path, np.asarray(photos[i].boxes, np.float32))
-        for i in held
-        if photos[i].boxed
-    ]
-    config = DetectorConfig.from_dict({"epochs": args.det_epochs})
+    Each point trains on the boxed photos labelled so far and scores AP50 on the held-out
+    boxed photos. The first point starts from ImageNet (`--det-epochs`); each later one
+    warm-starts from the previous point's detector of the same run (`--det-warm-epochs`),
+    through `train_detector(init=...)`, the warm start a training run makes from the
+    deployed detector (services.training.warm_start_detector)."""
 
-    def evaluate(labelled) -> float | None:
-        train = [DetSample(p.path, np.asarray(p.boxes, np.float32)) for p in labelled if p.boxed]
-        if not train or not test:
-            return None
-        det = train_detector(train, config, progress=False)
-        return float(det.evaluate(test)["AP50"])
+    def __init__(self, test, first, warm, folder: Path):
+        self.test, self.first, self.warm, self.folder = test, first, warm, folder
+        self.previous: Path | None = None
+        self.seconds = 0.0
 
-    return evaluate
+    def __call__(self, labelled) -> dict:
+        from ml.training import det_samples
+
+        train = det_samples(labelled)
+        point: dict = {"AP50": None, "det_photos": len(train)}
+        if not train or not self.test:
+            return point
+        from ml.detector import train_detector
+
+        t = time.perf_counter()
+        config = self.first if self.previous is None else self.warm
+        det = train_detector(train, config, progress=False, init=self.previous)
+        point["AP50"] = float(det.evaluate(self.test)["AP50"])
+        self.previous = self.folder / f"{len(labelled)}"
+        det.save(self.previous)
+        self.seconds += time.perf_counter() - t
+        return point
+
+
+class DetectorCurves:
+    """The settings and held-out boxed photos that every run's `DetectorCurve` shares."""
+
+    def __init__(self, photos, held, args):
+        from ml.detector import DetectorConfig
+        from ml.training import det_samples
+
+        self.test = det_samples([photos[i] for i in held])
+        self.first = DetectorConfig.from_dict(
+            {"image_size": args.det_image_size, "epochs": args.det_epochs}
+        )
+        self.warm_epochs = args.det_warm_epochs
+        self.folder = Path(tempfile.mkdtemp(prefix="al_det_"))
+        self.runs: list[DetectorCurve] = []
+
+    def new_run(self, seed: int) -> DetectorCurve:
+        from dataclasses import replace
+
+        first = replace(self.first, seed=seed)
+        warm = replace(first, epochs=self.warm_epochs)
+        self.runs.append(
+            DetectorCurve(self.test, first, warm, self.folder / f"run{len(self.runs)}")
+        )
+        return self.runs[-1]
 
 
 def mean_curve(curves: list[list[dict]], key: str):
-    """(labels, mean, std) over runs, at the label counts every run reached."""
+    """(labels, mean, std) over runs, at the label counts every run reached (NaN where no
+    run has a value)."""
     n = min(len(c) for c in curves)
     labels = [curves[0][i]["labels"] for i in range(n)]
     values = np.array(
@@ -146,7 +200,12 @@ def mean_curve(curves: list[list[dict]], key: str):
         ],
         dtype=float,
     )
-    return labels, np.nanmean(values, axis=0), np.nanstd(values, axis=0)
+    seen = ~np.isnan(values)
+    count = seen.sum(axis=0)
+    filled = np.where(seen, values, 0.0)
+    mean = np.where(count > 0, filled.sum(axis=0) / np.maximum(count, 1), np.nan)
+    var = np.where(seen, (values - mean) ** 2, 0.0).sum(axis=0) / np.maximum(count, 1)
+    return labels, mean, np.where(count > 0, np.sqrt(var), np.nan)
 
 
 def labels_to_reach(labels, values, target: float) -> int | None:
@@ -156,15 +215,16 @@ def labels_to_reach(labels, values, target: float) -> int | None:
     return None
 
 
-def plot(path: Path, results: dict, keys: list[str]) -> None:
+def plot(path: Path, panels: list[tuple[str, dict, str]]) -> None:
+    """One panel per (metric key, {strategy: curves}, title) side by side."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 4))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4))
     axes = np.atleast_1d(axes)
-    for ax, key in zip(axes, keys, strict=True):
+    for ax, (key, results, title) in zip(axes, panels, strict=True):
         for strategy, style in (("queue", "-o"), ("random", "--s")):
             labels, mean, std = mean_curve(results[strategy], key)
             ok = ~np.isnan(mean)
@@ -173,11 +233,62 @@ def plot(path: Path, results: dict, keys: list[str]) -> None:
             ax.fill_between(x, (mean - std)[ok], (mean + std)[ok], alpha=0.15)
         ax.set_xlabel("labelled photos")
         ax.set_ylabel(key)
+        if title:
+            ax.set_title(title, fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle("seed photos: active-learning queue vs random choice (held-out part)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+
+
+def table(head: list[str], rows: list[list[str]]) -> list[str]:
+    """A Markdown table, columns padded."""
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    return [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |"
+        for r in [head, ["-" * w for w in widths], *rows]
+    ]
+
+
+def cell(mean: float, std: float, repeats: int) -> str:
+    if np.isnan(mean):
+        return "–"
+    return f"{mean:.3f} ± {std:.3f}" if repeats > 1 else f"{mean:.3f}"
+
+
+def detector_table(results: dict, det_repeats: int, curves: DetectorCurves, args) -> list[str]:
+    """The detector AP50 curve: labels vs AP50 queue / random, and the boxed photos each had."""
+    measured = {s: results[s][:det_repeats] for s in results}
+    n = min(len(c) for s in measured for c in measured[s])
+    rounds = [i for i in range(n) if "AP50" in measured["queue"][0][i]]
+    ap = {s: mean_curve(measured[s], "AP50") for s in measured}
+    boxed = {s: mean_curve(measured[s], "det_photos") for s in measured}
+    rows = [
+        [str(ap["queue"][0][i])]
+        + [cell(ap[s][1][i], ap[s][2][i], det_repeats) for s in ("queue", "random")]
+        + [f"{boxed[s][1][i]:.1f}" for s in ("queue", "random")]
+        for i in rounds
+    ]
+    first = curves.first
+    lines = [
+        f"\ndetector AP50 on the {len(curves.test)} held-out boxed photos, {det_repeats} "
+        f"repeat{'s' if det_repeats > 1 else ''}{' (mean ± std)' if det_repeats > 1 else ''}; "
+        f"REDUCED settings for a CPU: {first.family} {first.backbone} at {first.image_size} px, "
+        f"first point {args.det_epochs} epochs from ImageNet, each later point "
+        f"{args.det_warm_epochs} epochs warm-started from the previous point's detector of "
+        f"the same run (train_detector(init=...)); every {args.det_every} rounds and the last\n"
+    ]
+    lines += table(
+        ["labels", "queue AP50", "random AP50", "queue boxed photos", "random boxed photos"],
+        rows,
+    )
+    seconds = sum(r.seconds for r in curves.runs)
+    lines.append(
+        f"detector: {len(curves.runs)} runs, {seconds / 60:.1f} min training + scoring "
+        f"({seconds / max(1, len(curves.runs) * len(rounds)):.0f} s a point)"
+    )
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -190,11 +301,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-aug", type=int, default=2, help="augmented training views per photo")
     p.add_argument("--cache", help="embedding cache folder (default: ml's default cache)")
     p.add_argument("--detector", action="store_true", help="also the detector's AP50 curve")
-    p.add_argument("--det-every", type=int, default=2)
-    p.add_argument("--det-epochs", type=int, default=15)
+    p.add_argument("--det-every", type=int, default=2, help="a detector point every N rounds")
+    p.add_argument(
+        "--det-repeats", type=int, help="repeats with a detector curve (default: --repeats)"
+    )
+    p.add_argument(
+        "--det-image-size", type=int, default=256, help="detector input px (ml default 384)"
+    )
+    p.add_argument(
+        "--det-epochs", type=int, default=12, help="epochs of the first point, from ImageNet"
+    )
+    p.add_argument(
+        "--det-warm-epochs",
+        type=int,
+        default=12,
+        help="epochs of each later point, warm-started from the previous point's detector",
+    )
     p.add_argument("--plot", default="active_learning.png")
     p.add_argument("--json")
     args = p.parse_args(argv)
+    det_repeats = args.repeats if args.det_repeats is None else args.det_repeats
+    if args.detector and not (1 <= det_repeats <= args.repeats and args.det_every >= 1):
+        p.error("--det-repeats must be 1..--repeats and --det-every >= 1")
+    started = time.perf_counter()
     logging.basicConfig(level=logging.WARNING)
     ensure_keras_home()
     # hundreds of small fits: one BLAS thread each is ~50x faster on a loaded machine
@@ -218,16 +347,17 @@ def main(argv: list[str] | None = None) -> int:
     x_pred = clf.embed(paths, shas, config.predict_views, cache)
     emb = x_pred.mean(axis=1)
     pool, held = split_held_out(photos, args.held_out)
-    det_eval = detector_evaluator(photos, held, args) if args.detector else None
+    det_curves = DetectorCurves(photos, held, args) if args.detector else None
 
     results: dict[str, list] = {"queue": [], "random": []}
     for r in range(args.repeats):
-        for strategy in results:
+        for strategy in results:  # queue and random: the same held-out photos, same start
+            det_eval = det_curves.new_run(r) if det_curves and r < det_repeats else None
             results[strategy].append(
                 simulate(strategy, photos, x_train, x_pred, emb, pool, held, args, r, det_eval)
             )
 
-    keys = ["accuracy", "roc_auc"] + (["AP50"] if args.detector else [])
+    keys = ["accuracy", "roc_auc"]
     lines = [
         f"\nseed photos: {len(photos)} ({len(pool)} pool, {len(held)} held out, "
         f"{sum(photos[i].boxed for i in held)} held-out boxed); start {args.start}, "
@@ -244,9 +374,7 @@ def main(argv: list[str] | None = None) -> int:
                 _, mean, std = curves[(s, k)]
                 row.append("–" if np.isnan(mean[i]) else f"{mean[i]:.3f} ± {std[i]:.3f}")
         rows.append(row)
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-    for r in [head, ["-" * w for w in widths], *rows]:
-        lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |")
+    lines += table(head, rows)
 
     _, q_acc, _ = curves[("queue", "accuracy")]
     r_labels, r_acc, _ = curves[("random", "accuracy")]
@@ -274,8 +402,16 @@ def main(argv: list[str] | None = None) -> int:
             for s in results
         )
     )
-    plot(Path(args.plot), results, keys)
+    panels = [(k, results, "") for k in keys]
+    if det_curves is not None:
+        lines += detector_table(results, det_repeats, det_curves, args)
+        measured = {s: results[s][:det_repeats] for s in results}
+        panels.append(
+            ("AP50", measured, f"detector, {det_repeats} repeat(s), reduced CPU settings")
+        )
+    plot(Path(args.plot), panels)
     lines.append(f"plot: {args.plot}")
+    lines.append(f"wall time: {(time.perf_counter() - started) / 60:.1f} min")
     lines.append(
         "command: .venv/bin/python benchmarks/active_learning.py " + " ".join(argv or sys.argv[1:])
     )
