@@ -260,6 +260,7 @@ def cross_validate_detector(
     seed: int = 0,
     extra_train: Sequence = (),
     extra_test: dict[str, Sequence] | None = None,
+    on_fold=None,
 ) -> dict:
     """Grouped k-fold CV of the detector over the boxed photos (COCO metrics per fold).
 
@@ -267,6 +268,8 @@ def cross_validate_detector(
     `extra_train` (DetSamples, e.g. another source's photos) joins every training fold;
     each fold's model is also scored on every `extra_test` set (name -> DetSamples), so
     one training per fold gives both figures, with their spread over the folds.
+    `on_fold(k, detector, test_photos)`, if given, sees each fold's model (a benchmark
+    scoring it in other ways).
     """
     from ml.detector import DetectorConfig, train_detector
 
@@ -295,6 +298,8 @@ def cross_validate_detector(
             detection_metrics([p.boxes for p in test], preds, [(p.width, p.height) for p in test])
         )
         per_fold[-1]["train_seconds"] = det.info.get("train_seconds")
+        if on_fold is not None:
+            on_fold(k, det, test)
         for name, samples in (extra_test or {}).items():
             extra[name].append(det.evaluate(list(samples)))
     out = {"summary": summarise(per_fold), "folds": per_fold}

@@ -181,11 +181,11 @@ def hot_cores(
     (`cell` map pixels each) from a higher one of its region, and, with `split_min_depth`,
     standing that far above the saddle to any higher peak (`h_maxima`), seeds a core; the
     cores are the watershed basins of the negated map around those seeds, within the
-    regions. A region with one peak is one core (its own box again).
+    regions. A flat top is one seed. A region with one peak is one core (its own box again).
     """
     from scipy import ndimage
     from skimage.feature import peak_local_max
-    from skimage.morphology import h_maxima
+    from skimage.morphology import h_maxima, local_maxima
     from skimage.segmentation import watershed
 
     n = int(regions.max())
@@ -203,8 +203,13 @@ def hot_cores(
         # a region's highest peak has no higher one to stand above: it always seeds a core
         top = np.asarray(ndimage.maximum(prob, regions, np.arange(1, n + 1)))
         peaks = peaks[deep[at] | (prob[at] >= top[regions[at] - 1])]
-    markers = np.zeros(regions.shape, np.int32)
-    markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
+    # a flat top (a saturated patch) is one seed, not a peak per pixel: seeds are the
+    # regional maxima (plateaus included) that hold a kept peak; a peak on a shoulder
+    # (a flat step below a higher part of the region) seeds nothing
+    tops, _ = ndimage.label(local_maxima(prob) & (regions > 0), structure=np.ones((3, 3), bool))
+    seeds = np.unique(tops[tuple(peaks.T)])
+    seeds = seeds[seeds > 0]
+    markers = np.where(np.isin(tops, seeds), np.searchsorted(seeds, tops) + 1, 0)  # 1..n
     return watershed(-prob, markers, mask=regions > 0)
 
 

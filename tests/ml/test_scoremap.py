@@ -124,6 +124,10 @@ def test_a_shallow_dip_or_close_peaks_do_not_split_a_region():
     assert len(boxes_from_map(prob, config)[0]) == 3
     upsampled, _ = boxes_from_map(prob, cfg(box_thresholds=(0.3,), box_split="watershed"), 4)
     assert len(upsampled) == 3  # min distance in cells, whatever the upsampling
+    flat = (two_blobs() > 0.3) * 0.5  # one flat region: one core, whatever its size
+    flat[5:25, 5:45] = 0.9
+    config = cfg(box_thresholds=(0.3,), box_split="watershed", split_min_distance=1)
+    assert len(boxes_from_map(flat, config)[0]) == 1
     with pytest.raises(ValueError, match="box_split"):
         cfg(box_split="kmeans")
 
