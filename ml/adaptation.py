@@ -92,7 +92,7 @@ def simulate_adaptation(
     if unknown:
         raise ValueError(f"unknown strategies {sorted(unknown)}; choose from {STRATEGIES}")
     start = _fit(config, base)
-    mean_emb = pool.x[:, :tta].mean(axis=1)  # what the queue spreads its picks over
+    mean_emb = pool.x[:, : len(config.photo_views)].mean(axis=1)  # what the queue spreads over
     result: dict = {"ks": ks, "all": _score(_fit(config, _join(base, pool)), test, tta)}
     for strategy in strategies:
         runs: dict[int, list[dict]] = {k: [] for k in ks}

@@ -15,7 +15,15 @@ Recipe (chosen for generalising from few, narrow photos, not for the seed set):
   threshold chosen there and on the validation photos for a target rust
   recall (missing rust is the expensive error), stored with the model;
 - optional fine-tuning of the top backbone blocks (`fine_tune_layers`),
-  after which embeddings are recomputed under the new weights' cache key.
+  after which embeddings are recomputed under the new weights' cache key;
+- optional tile scoring (`tile_grids`): rust is local, so a photo is rust if
+  any region is. The windows of G x G grids (`ml.images.tile_box`) are
+  embedded beside the photo and scored by the same head, and the photo's
+  score is the highest of its own and its tiles'. In training, every tile of
+  a no-rust photo is a negative and the `tile_positives` best-scoring tiles of
+  each rust photo are positives (multiple-instance learning). It costs a
+  backbone pass per tile at prediction time;
+- optional hue / saturation jitter of the augmented views (`hue_jitter`).
 
 TensorFlow/Keras are imported lazily.
 """
@@ -36,7 +44,7 @@ import numpy as np
 from ml.config import config_from_dict
 from ml.embeddings import Embedder, EmbeddingCache, embed_photos
 from ml.hooks import TrainingHooks
-from ml.images import view_names
+from ml.images import tile_names, view_names
 from ml.voc import write_atomic
 
 log = logging.getLogger(__name__)
@@ -61,6 +69,9 @@ class ClassifierConfig:
     fine_tune_lr: float = 1e-4
     batch_size: int = 32
     seed: int = 0
+    tile_grids: tuple[int, ...] = ()  # e.g. (2,): also score the 4 windows of a 2 x 2 grid
+    tile_positives: int = 1  # with tiles: best-scoring tiles of a rust photo taken as rust
+    hue_jitter: bool = False  # augmented views "hue<N>" (hue + saturation) instead of "aug<N>"
 
     def __post_init__(self) -> None:
         self.image_sizes = tuple(int(s) for s in self.image_sizes)
@@ -70,6 +81,11 @@ class ClassifierConfig:
             raise ValueError("target_recall must be in (0, 1]")
         if self.C <= 0:
             raise ValueError("C must be positive")
+        self.tile_grids = tuple(int(g) for g in self.tile_grids)
+        if any(not 1 <= g <= 9 for g in self.tile_grids):
+            raise ValueError("tile_grids must be grid sizes from 1 to 9")
+        if self.tile_positives < 0:
+            raise ValueError("tile_positives must be >= 0")
 
     @classmethod
     def from_dict(cls, data: dict) -> ClassifierConfig:
@@ -77,12 +93,25 @@ class ClassifierConfig:
         return config_from_dict(cls, data, "classifier config")
 
     @property
-    def train_views(self) -> list[str]:
-        return view_names(self.n_aug)
+    def photo_views(self) -> list[str]:
+        """The whole-photo views averaged at prediction time."""
+        return list(TTA_VIEWS) if self.tta else ["full"]
+
+    @property
+    def tile_views(self) -> list[str]:
+        return tile_names(self.tile_grids)
 
     @property
     def predict_views(self) -> list[str]:
-        return list(TTA_VIEWS) if self.tta else ["full"]
+        return self.photo_views + self.tile_views
+
+    @property
+    def train_views(self) -> list[str]:
+        """The prediction views first (so `x[:, :len(predict_views)]` of training embeddings
+        is what prediction sees), then the rest of the augmented views."""
+        aug = [v.replace("aug", "hue") if self.hue_jitter else v for v in view_names(self.n_aug)]
+        first = self.predict_views
+        return first + [v for v in aug if v not in first]
 
 
 def threshold_for_recall(y: Sequence[int], prob: Sequence[float], target: float) -> float:
@@ -236,9 +265,10 @@ class RustClassifier:
     ) -> RustClassifier:
         """Fit head, calibration and threshold on embeddings.
 
-        `x_train` is (N, V, D) with the training views (first two: photo and
-        mirror, used for out-of-fold calibration); `x_val` is (M, T, D) with
-        the prediction views.
+        `x_train` is (N, V, D) with the training views, the prediction views
+        first (`ClassifierConfig.train_views`: photo and mirror, then any tiles;
+        these give the out-of-fold calibration); `x_val` is (M, T, D) with the
+        prediction views.
         """
         from sklearn.model_selection import StratifiedGroupKFold
 
@@ -247,9 +277,13 @@ class RustClassifier:
         if len(set(y.tolist())) < 2:
             raise ValueError("training needs photos of both classes (rust and no rust)")
         n, v, d = x_train.shape
-        self.head = _fit_linear(x_train.reshape(n * v, d), np.repeat(y, v), self.config)
         tta = len(self.config.predict_views)
-        photo = x_train[:, :tta].mean(axis=1)  # as predict_embeddings sees a photo
+        if self.config.tile_grids and v < tta:
+            raise ValueError(
+                f"x_train has {v} views; tile scoring needs the {tta} prediction views"
+            )
+        self.head = self._fit_head(x_train, y)
+        photo = self.photo_embeddings(x_train)  # as predict_embeddings sees a photo
         unit = photo / np.maximum(np.linalg.norm(photo, axis=1, keepdims=True), 1e-7)
         self.centre = unit.mean(axis=0).astype(np.float32)
 
@@ -262,11 +296,11 @@ class RustClassifier:
             for tr, te in folds.split(np.zeros(n), y, groups):
                 if len(set(y[tr].tolist())) < 2:
                     continue
-                h = _fit_linear(x_train[tr].reshape(-1, d), np.repeat(y[tr], v), self.config)
-                oof_logits.append(h.logits(x_train[te, :tta].mean(axis=1)))
+                h = self._fit_head(x_train[tr], y[tr])
+                oof_logits.append(self._photo_logits(h, x_train[te, :tta]))
                 oof_y.append(y[te])
         if x_val is not None and y_val is not None and len(y_val):
-            oof_logits.append(self.head.logits(x_val.mean(axis=1)))
+            oof_logits.append(self._photo_logits(self.head, x_val))
             oof_y.append(np.asarray(y_val, dtype=int))
         if oof_logits:
             z, zy = np.concatenate(oof_logits), np.concatenate(oof_y)
@@ -279,6 +313,47 @@ class RustClassifier:
         self.info["fit_head_s"] = round(time.perf_counter() - t0, 3)
         self.info["calibration_photos"] = int(sum(len(a) for a in oof_y))
         return self
+
+    def _tile_slice(self) -> slice:
+        """Where the tile views are on axis 1 of prediction (and training) embeddings."""
+        nt = len(self.config.photo_views)
+        return slice(nt, nt + len(self.config.tile_views))
+
+    def photo_embeddings(self, x: np.ndarray) -> np.ndarray:
+        """(N, V, D) prediction-view embeddings -> (N, D): the mean of the whole-photo views
+        (what the head scores for the photo itself, and the queue's typicality measures)."""
+        return np.asarray(x)[:, : len(self.config.photo_views)].mean(axis=1)
+
+    def _fit_head(self, x: np.ndarray, y: np.ndarray) -> HeadParams:
+        """The linear head on (N, V, D) training views: every whole-photo view with its photo's
+        label; with tile scoring also every tile of a no-rust photo (a negative), and the
+        `tile_positives` tiles of each rust photo that a first, photo-only head scores
+        highest (rust is somewhere in a rust photo, but not in every tile)."""
+        n, v, d = x.shape
+        tiles = self._tile_slice()
+        if tiles.start == tiles.stop:
+            return _fit_linear(x.reshape(n * v, d), np.repeat(y, v), self.config)
+        keep = [i for i in range(v) if not tiles.start <= i < tiles.stop]
+        rows, labels = [x[:, keep].reshape(-1, d)], [np.repeat(y, len(keep))]
+        rows.append(x[y == 0, tiles].reshape(-1, d))
+        labels.append(np.zeros(len(rows[-1]), dtype=int))
+        k = min(self.config.tile_positives, tiles.stop - tiles.start)
+        if k and (y == 1).any():
+            first = _fit_linear(rows[0], labels[0], self.config)
+            rust = x[y == 1, tiles]  # (R, T, D)
+            best = np.argsort(-first.logits(rust), axis=1)[:, :k]
+            rows.append(np.take_along_axis(rust, best[..., None], axis=1).reshape(-1, d))
+            labels.append(np.ones(len(rows[-1]), dtype=int))
+        return _fit_linear(np.concatenate(rows), np.concatenate(labels), self.config)
+
+    def _photo_logits(self, head: HeadParams, x: np.ndarray) -> np.ndarray:
+        """(N, T, D) prediction views -> (N,) photo logits: the whole photo's, or with tile
+        scoring the highest of the photo's and its tiles'."""
+        z = head.logits(self.photo_embeddings(x))
+        tiles = self._tile_slice()
+        if tiles.start == tiles.stop:
+            return z
+        return np.maximum(z, head.logits(np.asarray(x)[:, tiles]).max(axis=1))
 
     def fit(
         self,
@@ -420,12 +495,22 @@ class RustClassifier:
 
     # ---------------------------------------------------------------- predicting
     def predict_embeddings(self, x: np.ndarray) -> np.ndarray:
-        """(N, T, D) prediction-view embeddings -> (N,) calibrated rust probability."""
+        """(N, T, D) prediction-view embeddings -> (N,) calibrated rust probability.
+
+        With tile scoring, the highest of the photo's and its tiles' probabilities (the
+        calibration is monotone, so this is the calibrated maximum logit)."""
         if self._head_model is None:
             raise RuntimeError("classifier is not fitted")
-        mean = np.asarray(x, dtype=np.float32).mean(axis=1)
-        out = self._head_model(mean, training=False)
-        return np.asarray(out, dtype=np.float64).reshape(-1)
+        x = np.asarray(x, dtype=np.float32)
+        n, tiles = len(x), self._tile_slice()
+        if tiles.start != tiles.stop and x.shape[1] < tiles.stop:
+            raise ValueError(f"{x.shape[1]} views given; this classifier scores {tiles.stop}")
+        inputs = [self.photo_embeddings(x)]
+        if tiles.start != tiles.stop:
+            inputs.append(x[:, tiles].reshape(-1, x.shape[-1]))
+        out = np.asarray(self._head_model(np.concatenate(inputs), training=False), np.float64)
+        out = out.reshape(-1)
+        return out[:n] if len(out) == n else np.maximum(out[:n], out[n:].reshape(n, -1).max(1))
 
     def predict(
         self,

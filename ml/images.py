@@ -7,9 +7,12 @@ Decoding runs in a thread pool (Pillow releases the GIL while decoding), so a
 batch of photos keeps both cores busy while the network runs.
 
 Views are the deterministic variants of a photo that the embedding cache
-stores: "full" (the whole photo), "hflip", and "aug<N>" (a random crop, flip
+stores: "full" (the whole photo), "hflip", "aug<N>" (a random crop, flip
 and mild colour jitter seeded by the photo's hash and N, so the same view is
-the same pixels on every machine and can be cached by name).
+the same pixels on every machine and can be cached by name), "hue<N>" (the
+same crop and flip as aug<N>, with hue and saturation jitter too) and
+"tile<G>_<I>" (window I of an overlapping G x G grid: rust is local, and a
+region sees a small patch at a higher resolution than the whole photo).
 
 No TensorFlow here: the web process may import this module.
 """
@@ -17,7 +20,9 @@ No TensorFlow here: the web process may import this module.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -76,6 +81,44 @@ def view_names(n_aug: int, flip: bool = True) -> list[str]:
     return ["full"] + (["hflip"] if flip else []) + [f"aug{i}" for i in range(n_aug)]
 
 
+def tile_names(grids: Sequence[int]) -> list[str]:
+    """The tile view names of G x G grids, for each G in `grids` ("tile2_0" .. "tile2_3", ...)."""
+    return [f"tile{g}_{i}" for g in grids for i in range(g * g)]
+
+
+_TILE_RE = re.compile(r"^tile([1-9])_(\d+)$")
+
+
+def tile_box(view: str, width: int, height: int) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) of tile view "tile<G>_<I>" in a width x height photo.
+
+    The G x G windows overlap by half: each spans 2 / (G + 1) of a side, one
+    every 1 / (G + 1), so rust on a window's border is whole in a neighbour.
+    I counts row by row from the top left.
+    """
+    m = _TILE_RE.match(view)
+    if not m or int(m[2]) >= int(m[1]) ** 2:
+        raise ValueError(f"not a tile view: {view!r} (tile<G>_<I>, I < G * G)")
+    g, i = int(m[1]), int(m[2])
+    row, col = divmod(i, g)
+
+    def span(k: int, n: int) -> tuple[int, int]:
+        a = int(round(k * n / (g + 1)))
+        return a, max(a + 1, int(round((k + 2) * n / (g + 1))))
+
+    x0, x1 = span(col, width)
+    y0, y1 = span(row, height)
+    return x0, y0, min(x1, width), min(y1, height)
+
+
+def _shift_hue(img: Image.Image, shift: float, saturation: float) -> Image.Image:
+    """Rotate the hue by `shift` of a turn and scale the saturation by `saturation`."""
+    hsv = np.asarray(img.convert("HSV"), dtype=np.int16)
+    hsv[..., 0] = (hsv[..., 0] + int(round(shift * 256))) % 256
+    hsv[..., 1] = np.clip(hsv[..., 1] * saturation, 0, 255)
+    return Image.fromarray(hsv.astype(np.uint8), "HSV").convert("RGB")
+
+
 def _rng(seed_text: str) -> np.random.Generator:
     digest = hashlib.sha256(seed_text.encode()).digest()
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
@@ -88,14 +131,20 @@ def apply_view(img: Image.Image, view: str, size: int, seed: str = "") -> np.nda
     way and rust can be anywhere, so nothing is cropped away); "hflip" mirrors
     it; "aug<N>" crops 60-100 % of the area at a random place and aspect,
     maybe mirrors, and jitters brightness/contrast/saturation by up to 20 %
-    (never hue: rust is recognised partly by its colour).
+    (no hue: rust is recognised partly by its colour); "hue<N>" is aug<N>
+    (same crop and flip) with the hue turned by up to 4 % of a turn (about
+    15 degrees) and the saturation scaled by 0.6-1.4; "tile<G>_<I>" is window
+    I of the G x G grid (`tile_box`).
     """
     if view == "full":
         out = img.resize((size, size), Image.BILINEAR)
     elif view == "hflip":
         out = img.resize((size, size), Image.BILINEAR).transpose(Image.FLIP_LEFT_RIGHT)
-    elif view.startswith("aug"):
-        rng = _rng(f"{seed}:{view}")
+    elif view.startswith("tile"):
+        out = img.crop(tile_box(view, *img.size)).resize((size, size), Image.BILINEAR)
+    elif re.fullmatch(r"(aug|hue)\d+", view):
+        hue = view.startswith("hue")
+        rng = _rng(f"{seed}:aug{view[3:]}")  # hue<N> crops where aug<N> does
         w, h = img.size
         area = rng.uniform(0.6, 1.0)
         aspect = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3)))
@@ -110,6 +159,8 @@ def apply_view(img: Image.Image, view: str, size: int, seed: str = "") -> np.nda
         out = ImageEnhance.Brightness(out).enhance(rng.uniform(0.8, 1.2))
         out = ImageEnhance.Contrast(out).enhance(rng.uniform(0.8, 1.2))
         out = ImageEnhance.Color(out).enhance(rng.uniform(0.8, 1.2))
+        if hue:
+            out = _shift_hue(out, rng.uniform(-0.04, 0.04), rng.uniform(0.6, 1.4))
     else:
         raise ValueError(f"unknown view {view!r}")
     return np.asarray(out, dtype=np.uint8)
@@ -118,8 +169,12 @@ def apply_view(img: Image.Image, view: str, size: int, seed: str = "") -> np.nda
 def load_views(
     path: str | os.PathLike, views: Sequence[str], size: int, seed: str = ""
 ) -> np.ndarray:
-    """Decode once, render each view: (len(views), size, size, 3) uint8."""
-    img = decode(path, min_side=size)
+    """Decode once, render each view: (len(views), size, size, 3) uint8.
+
+    With tile views the photo is decoded large enough for its smallest tile
+    to keep `size` pixels a side (JPEG draft mode would otherwise shrink it)."""
+    zoom = max([(int(m[1]) + 1) / 2 for m in map(_TILE_RE.match, views) if m] or [1])
+    img = decode(path, min_side=int(math.ceil(size * zoom)))
     return np.stack([apply_view(img, v, size, seed) for v in views])
 
 

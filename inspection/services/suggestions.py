@@ -187,8 +187,9 @@ def predict_files(paths: Sequence[Any], shas: Sequence[str], models: Any) -> lis
         clf = models.classifier.model
         x = clf.embed(list(paths), list(shas), None, EmbeddingCache())
         probs = [float(p) for p in clf.predict_embeddings(x)]
-        embeddings = list(x.mean(axis=1).astype(np.float16))
-        t = typicality(x.mean(axis=1), getattr(clf, "centre", None))
+        photo = clf.photo_embeddings(x)  # the whole photo's views, not its tiles
+        embeddings = list(photo.astype(np.float16))
+        t = typicality(photo, getattr(clf, "centre", None))
         if t is not None:
             typical = [float(v) for v in t]
     found: list[tuple[np.ndarray, np.ndarray]] = [(np.zeros((0, 4)), np.zeros(0))] * n
