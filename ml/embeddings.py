@@ -13,7 +13,7 @@ its XNNPACK kernels): the same network and weights, converted once per key
 and kept beside the vectors as ``<cache>/<key>/embedder.tflite``. It gives
 the same vectors as Keras to ~1e-4 and is 3-4x faster on a 2-core CPU
 (benchmarks/speed.py). On a GPU, or with RUSTWATCH_EMBED_RUNTIME=keras, Keras
-runs it.
+runs it. Its threads: RUSTWATCH_LITERT_THREADS (`ml.litert`).
 
 TensorFlow is imported lazily, inside the functions that need it.
 """
@@ -149,11 +149,9 @@ class Embedder:
     def _embed_litert(self, x: np.ndarray) -> np.ndarray:
         with self._lock:
             if self._interpreter is None:
-                from ai_edge_litert.interpreter import Interpreter
+                from ml.litert import interpreter
 
-                self._interpreter = Interpreter(
-                    model_content=self._litert_model(), num_threads=os.cpu_count() or 1
-                )
+                self._interpreter = interpreter(self._litert_model())
             it = self._interpreter
             inp = it.get_input_details()[0]["index"]
             if self._shape != x.shape:  # re-plan only when the batch size changes
