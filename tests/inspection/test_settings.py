@@ -121,3 +121,32 @@ def test_generated_secret_key_is_private_from_the_start_and_shared(tmp_path):
     assert keys == {key_file.read_text().strip()} and len(keys.pop()) >= 50
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert [p.name for p in key_file.parent.iterdir() if p.name.startswith(".")] == []
+
+
+def test_predict_poll_interval_is_one_setting(tmp_path):
+    """RUSTWATCH_PREDICT_POLL_S: how often a worker looks at the filesystem broker."""
+    show = (
+        "import django; django.setup(); from inspection.celery import app; "
+        "print(app.conf.broker_transport_options['polling_interval'])"
+    )
+    default = run_django(tmp_path, show)
+    assert default.returncode == 0, default.stderr
+    assert default.stdout.split() == ["0.1"]
+    assert run_django(tmp_path, show, RUSTWATCH_PREDICT_POLL_S="0.5").stdout.split() == ["0.5"]
+    for bad in ("0", "soon", "-1"):
+        out = run_django(tmp_path, show, RUSTWATCH_PREDICT_POLL_S=bad)
+        assert out.returncode != 0
+        assert f"RUSTWATCH_PREDICT_POLL_S={bad!r}: expected seconds" in out.stderr
+
+
+@pytest.mark.django_db
+def test_a_prediction_request_looks_at_its_job_at_most_a_poll_apart(settings, monkeypatch):
+    from inspection.models import Job
+    from inspection.services import prediction
+
+    settings.RUSTWATCH_PREDICT_POLL_S = 0.05
+    job = Job.objects.create(kind=Job.Kind.PREDICT)  # no worker: it never finishes
+    naps: list[float] = []
+    monkeypatch.setattr(prediction.time, "sleep", naps.append)
+    assert not prediction.wait_for_job(job, timeout=0.2).finished
+    assert naps and max(naps) <= 0.05 and naps[0] <= 0.02
