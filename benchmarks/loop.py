@@ -16,7 +16,10 @@ rss      peak resident memory of one training run on 1,000 photos (resized copie
 scoring  photos/s of classifier + detector together on the seed photos, the calls a
          `predict` worker makes (`services.suggestions.predict_files`: decode, classifier
          embedding + head, detector), without the embedding cache (new photos), with the
-         detector network in Keras and in LiteRT (`ml.serving`). Models: ml defaults, the
+         detector network in Keras (the baseline), in the default runtime (`ml.serving`:
+         LiteRT on a CPU), and in LiteRT at other --batches (photos per network call).
+         Wall ms/photo and CPU ms/photo: the work, whatever the load (photos/CPU-s is what
+         one core free of other work would score, threads or not). Models: ml defaults, the
          classifier head fitted on the seed, the detector with ImageNet backbone weights and
          untrained heads (its cost does not depend on what it learnt). Goal: >= 10/s.
 rerank   re-rank the queue for 100,000 unlabelled photos with cached scores
@@ -32,7 +35,7 @@ real processes on the same throw-away folder.
     .venv/bin/python benchmarks/loop.py train
     .venv/bin/python benchmarks/loop.py train --config '{"detector": {"epochs": 10}}'
     .venv/bin/python benchmarks/loop.py rss --photos 1000
-    .venv/bin/python benchmarks/loop.py scoring
+    .venv/bin/python benchmarks/loop.py scoring --batches 1,2,4
     .venv/bin/python benchmarks/loop.py rerank --rerank-photos 100000
     .venv/bin/python benchmarks/loop.py predict --requests 50
 """
@@ -347,34 +350,76 @@ def seed_models(out: Path):
 
 
 def bench_scoring(args, work: Path) -> tuple[str, dict]:
+    """The Keras baseline, then the default runtime (ml.serving), at the config's
+    predict_batch; the other batches in LiteRT. The same photos, models and process."""
     from ml.classifier import RustClassifier
-    from ml.serving import load_detector
+    from ml.litert import litert_threads
+    from ml.serving import detector_runtime, load_detector
 
     art = seed_models(work / "models")
     paths = seed_photos()[: args.photos]
     clf = RustClassifier.load(art / "classifier")
-    results: dict = {"photos": len(paths)}
-    rows = []
-    for runtime in ("keras", "litert"):
+    default = detector_runtime()
+    config_batch = load_detector(art / "detector", runtime="keras").config.predict_batch
+    runs = [("keras", config_batch, "Keras (baseline)")]
+    runs.append((default, config_batch, f"{default} (the default here)"))
+    runs += [("litert", b, "litert") for b in args.batches if b != config_batch]
+    results: dict = {"photos": len(paths), "default": default, "threads": litert_threads()}
+    rows, keras_s = [], None
+    for runtime, batch, label in runs:
         det = load_detector(art / "detector", runtime=runtime, cache_dir=work / "lite")
-        warm = paths[: 2 * det.config.predict_batch]
+        det.config.predict_batch = batch  # a serving setting: not part of the weights
+        warm = paths[: 2 * batch + 1]  # a full and a partial batch
         clf.predict_embeddings(clf.embed(warm))  # trace / plan both before timing
         det.predict(warm)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu_s()
         x = clf.embed(paths)  # no cache: new photos
         clf.predict_embeddings(x)
         t1 = time.perf_counter()
         det.predict(paths, score_threshold=0.05)
-        t2 = time.perf_counter()
-        cls_ms, det_ms = 1000 * (t1 - t0) / len(paths), 1000 * (t2 - t1) / len(paths)
-        per_s = len(paths) / (t2 - t0)
-        results[runtime] = {"classifier_ms": cls_ms, "detector_ms": det_ms, "photos_per_s": per_s}
-        rows.append([f"detector in {runtime}", f"{cls_ms:.1f}", f"{det_ms:.1f}", f"{per_s:.1f}"])
-    rows.append(["goal (issue 9)", "", "", f">= {SCORING_GOAL:.0f}"])
+        t2, c2 = time.perf_counter(), cpu_s()
+        n = len(paths)
+        cls_ms, det_ms = 1000 * (t1 - t0) / n, 1000 * (t2 - t1) / n
+        per_s = n / (t2 - t0)
+        keras_s = keras_s or per_s
+        results[f"{runtime}-b{batch}"] = {
+            "classifier_ms": cls_ms,
+            "detector_ms": det_ms,
+            "photos_per_s": per_s,
+            "cpu_ms": 1000 * (c2 - c0) / n,
+        }
+        rows.append(
+            [
+                label,
+                str(batch),
+                f"{cls_ms:.1f}",
+                f"{det_ms:.1f}",
+                f"{cls_ms + det_ms:.1f}",
+                f"{per_s:.1f}",
+                f"{1000 * (c2 - c0) / n:.0f}",
+                f"{n / (c2 - c0):.1f}",
+                f"{per_s / keras_s:.2f}x",
+            ]
+        )
+    goal = [f"<= {1000 / SCORING_GOAL:.0f}", f">= {SCORING_GOAL:.0f}"]
+    rows.append(["goal (issue 9)", "", "", "", *goal, "", "", ""])
+    load = os.getloadavg()
     return (
         table(
-            f"scoring, classifier + detector, {len(paths)} seed photos, no embedding cache",
-            ["", "classifier ms/photo", "detector ms/photo", "photos/s"],
+            f"scoring, classifier + detector, {len(paths)} seed photos, no embedding cache; "
+            f"LiteRT threads {litert_threads()} (RUSTWATCH_LITERT_THREADS); load average "
+            f"{load[0]:.1f} {load[1]:.1f} {load[2]:.1f}",
+            [
+                "detector network",
+                "predict_batch",
+                "classifier ms/photo",
+                "detector ms/photo",
+                "total ms/photo",
+                "photos/s",
+                "CPU ms/photo",
+                "photos/CPU-s",
+                "photos/s vs Keras",
+            ],
             rows,
         ),
         results,
@@ -569,7 +614,8 @@ def section_scoring(args: argparse.Namespace) -> None:
         ensure_keras_home()
         text, _ = bench_scoring(args, Path(tmp))
     print(text)
-    print("command: .venv/bin/python benchmarks/loop.py scoring")
+    batches = ",".join(str(b) for b in args.batches)
+    print(f"command: .venv/bin/python benchmarks/loop.py scoring --batches {batches}")
 
 
 def section_rerank(args: argparse.Namespace) -> None:
@@ -609,6 +655,12 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=1000, help="rss: how many photos")
     parser.add_argument("--rerank-photos", type=int, default=100_000, help="rerank: queue size")
     parser.add_argument("--requests", type=int, default=50, help="predict: requests timed")
+    parser.add_argument(
+        "--batches",
+        type=lambda v: [int(b) for b in v.split(",")],
+        default=[1, 2, 4],
+        help="scoring: predict_batch values timed in LiteRT besides the config's",
+    )
     args = parser.parse_args()
     SECTIONS[args.section](args)
 

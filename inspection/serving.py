@@ -53,7 +53,7 @@ class LoadedModel:
 
     version_id: int
     name: str
-    model: Any  # ml.classifier.RustClassifier | ml.serving.LiteDetector | ml.detector.RustDetector
+    model: Any  # ml.classifier.RustClassifier | ml.detector.RustDetector (ml.serving.load_detector)
 
 
 @dataclass(frozen=True)

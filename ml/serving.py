@@ -7,12 +7,16 @@ Everything around the network (letterboxing, anchor decoding, top-k, NMS, the
 mapping back to original pixels) is the detector's own code, so the boxes are the
 same to float tolerance (tests/ml/test_serving.py).
 
+On a 2-core CPU the LiteRT network is ~3x faster than Keras' (benchmarks/loop.py
+scoring); it runs outside the predictor's graph on the real photos only, so a lone
+photo costs one forward pass. Threads: RUSTWATCH_LITERT_THREADS (`ml.litert`).
+
 The converted network is kept beside the embedding cache, keyed by the weights'
-fingerprint and the input shape, so each deployed version converts once per
-machine: `<cache>/detectors/<fingerprint>-<batch>x<size>.tflite`.
+fingerprint and the input size, so each deployed version converts once per
+machine: `<cache>/detectors/<fingerprint>-<size>.tflite`.
 
 RUSTWATCH_DETECT_RUNTIME (keras | litert | auto) picks the runtime, like
-RUSTWATCH_EMBED_RUNTIME for the classifier's backbone; the default is keras (see
+RUSTWATCH_EMBED_RUNTIME for the classifier's backbone; the default is auto (see
 DEFAULT_RUNTIME).
 """
 
@@ -33,9 +37,9 @@ log = logging.getLogger(__name__)
 
 __all__ = ["LiteRTNetwork", "load_detector"]
 
-# Keras until benchmarks/loop.py shows LiteRT faster for the detector on the serving CPU
-# (it is for the embedding backbone); RUSTWATCH_DETECT_RUNTIME=litert or auto opts in.
-DEFAULT_RUNTIME = "keras"
+# LiteRT on a CPU-only machine with ai-edge-litert, Keras where a GPU is visible
+# (ml.embeddings.resolve_runtime); benchmarks/loop.py scoring measures both
+DEFAULT_RUNTIME = "auto"
 
 
 def detector_runtime(runtime: str | None = None) -> str:
@@ -70,7 +74,10 @@ def load_detector(
 
 class LiteRTNetwork:
     """A RetinaNet model whose forward pass runs in LiteRT; every other attribute (anchor
-    generator, prediction decoder, config) is the Keras model's own."""
+    generator, prediction decoder, config) is the Keras model's own.
+
+    The converted network takes any batch size; one interpreter is planned per batch
+    size met (at most `predict_batch`: a lone photo costs one photo's pass)."""
 
     def __init__(self, model: Any, config: Any, cache_dir: str | os.PathLike | None = None):
         from ml.embeddings import default_cache_dir, weights_fingerprint
@@ -78,10 +85,10 @@ class LiteRTNetwork:
         object.__setattr__(self, "_model", model)
         object.__setattr__(self, "_config", config)
         object.__setattr__(self, "_lock", threading.Lock())
-        object.__setattr__(self, "_interpreter", None)
-        shape = (config.predict_batch, config.image_size, config.image_size, 3)
-        object.__setattr__(self, "_shape", shape)
-        key = f"{weights_fingerprint(model)[:16]}-{shape[0]}x{shape[1]}"
+        object.__setattr__(self, "_flatbuffer", None)
+        object.__setattr__(self, "_interpreters", {})  # batch size -> planned interpreter
+        object.__setattr__(self, "_size", config.image_size)
+        key = f"{weights_fingerprint(model)[:16]}-{config.image_size}"
         root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         object.__setattr__(self, "path", root / "detectors" / f"{key}.tflite")
 
@@ -93,35 +100,37 @@ class LiteRTNetwork:
         setattr(self._model, name, value)
 
     def __call__(self, x, training: bool = False) -> dict[str, Any]:
-        """{"cls_logits": (B, A, 1), "bbox_regression": (B, A, 4)}, as the Keras model gives."""
+        """{"cls_logits": (B, A, 1), "bbox_regression": (B, A, 4)}, as the Keras model gives
+        (the detector's own predictor calls `forward_numpy` instead, outside its graph)."""
         import tensorflow as tf
 
         if isinstance(x, np.ndarray) or tf.executing_eagerly():
-            cls, box = self.run(np.asarray(x, np.float32))
+            cls, box = self.forward_numpy(np.asarray(x, np.float32))
             return {"cls_logits": tf.constant(cls), "bbox_regression": tf.constant(box)}
         self.prepare()
-        cls, box = tf.numpy_function(self.run, [x], [tf.float32, tf.float32], stateful=False)
-        cls.set_shape((self._shape[0], self._anchors, 1))
-        box.set_shape((self._shape[0], self._anchors, 4))
+        cls, box = tf.numpy_function(self.forward_numpy, [x], [tf.float32, tf.float32])
+        cls.set_shape((x.shape[0], self._anchors, 1))
+        box.set_shape((x.shape[0], self._anchors, 4))
         return {"cls_logits": cls, "bbox_regression": box}
 
     def _anchor_count(self) -> int:
         import tensorflow as tf
 
-        size = self._shape[1]
+        size = self._size
         anchors = self._model.anchor_generator(tf.zeros((1, size, size, 3)))
         return int(sum(int(a.shape[0]) for a in anchors.values()))
 
-    def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def forward_numpy(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The network on a (B, S, S, 3) float32 batch: (class logits, box deltas)."""
         x = np.ascontiguousarray(x, dtype=np.float32)
-        if x.shape != self._shape:
+        size = self._size
+        if x.ndim != 4 or x.shape[1:] != (size, size, 3) or len(x) < 1:
             raise ValueError(
-                f"LiteRT detector expects a batch of shape {self._shape}, not {x.shape}"
+                f"LiteRT detector expects a batch of shape (B, {size}, {size}, 3), not {x.shape}"
             )
         self.prepare()
         with self._lock:  # an interpreter serves one call at a time
-            it = self._interpreter
+            it = self._interpreter(len(x))
             it.set_tensor(it.get_input_details()[0]["index"], x)
             it.invoke()
             outs = [
@@ -130,17 +139,28 @@ class LiteRTNetwork:
         by_width = {o.shape[-1]: o for o in outs}
         return by_width[1], by_width[4]
 
-    def prepare(self) -> None:
-        """Convert (once per weights, then read from the cache) and plan the interpreter."""
-        with self._lock:
-            if self._interpreter is not None:
-                return
-            from ai_edge_litert.interpreter import Interpreter
+    def _interpreter(self, batch: int):
+        """The interpreter planned for `batch` photos (under the lock)."""
+        it = self._interpreters.get(batch)
+        if it is None:
+            from ml.litert import interpreter
 
-            it = Interpreter(model_content=self._converted(), num_threads=os.cpu_count() or 1)
+            it = interpreter(self._flatbuffer)
+            inp = it.get_input_details()[0]["index"]
+            it.resize_tensor_input(inp, [batch, self._size, self._size, 3], strict=True)
             it.allocate_tensors()
+            self._interpreters[batch] = it
+        return it
+
+    def prepare(self) -> None:
+        """Convert (once per weights, then read from the cache) and plan the interpreter of
+        the configured batch."""
+        with self._lock:
+            if self._flatbuffer is not None:
+                return
+            object.__setattr__(self, "_flatbuffer", self._converted())
             object.__setattr__(self, "_anchors", self._anchor_count())
-            object.__setattr__(self, "_interpreter", it)
+            self._interpreter(self._config.predict_batch)
 
     def _converted(self) -> bytes:
         """The LiteRT flatbuffer: read from the cache, else converted once and kept there."""
@@ -149,9 +169,10 @@ class LiteRTNetwork:
         import tensorflow as tf
 
         log.info("converting the detector network to LiteRT (%s)", self.path.name)
-        model = self._model
+        model, size = self._model, self._size
+        spec = tf.TensorSpec((None, size, size, 3), tf.float32)  # any batch size
 
-        @tf.function(input_signature=[tf.TensorSpec(self._shape, tf.float32)])
+        @tf.function(input_signature=[spec])
         def forward(x):
             out = model(x, training=False)
             return {"cls_logits": out["cls_logits"], "bbox_regression": out["bbox_regression"]}

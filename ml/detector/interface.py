@@ -167,8 +167,6 @@ class RustDetector:
         The default threshold (0.01) keeps low-scoring boxes, as COCO AP and the
         uncertainty scores need; show people boxes above ~0.3.
         """
-        import tensorflow as tf
-
         fn = self._predict_fn(score_threshold)
         b = self.config.predict_batch
         size = self.config.image_size
@@ -178,11 +176,8 @@ class RustDetector:
                 prepare_photo(img, start + i, self.config)
                 for i, img in enumerate(images[start : start + b])
             ]
-            batch = tf.stack([c[0] for c in chunk])
-            if len(chunk) < b:  # the predict function has a fixed batch size (NMS needs it)
-                pad = tf.zeros((b - len(chunk), *batch.shape[1:]), batch.dtype)
-                batch = tf.concat([batch, pad], axis=0)
-            for (_, scale, (h, w)), (boxes, scores, heat) in zip(chunk, fn(batch), strict=False):
+            batch = np.stack([np.asarray(c[0]) for c in chunk])  # 1..b photos: fn pads
+            for (_, scale, (h, w)), (boxes, scores, heat) in zip(chunk, fn(batch), strict=True):
                 keep = scores >= max(score_threshold, 1e-9)
                 bx = boxes[keep] / scale
                 bx[:, [0, 2]] = np.clip(bx[:, [0, 2]], 0, w)

@@ -26,6 +26,7 @@ from ml.detector.preprocessing import (
     augment_sample,
     batched,
     model_input,
+    pad_batch,
     pad_boxes,
     photo_dataset,
 )
@@ -294,23 +295,29 @@ def compile_model(model, config: DetectorConfig, optimizer, jit_compile: bool) -
 
 
 def make_predictor(model, config: DetectorConfig, threshold: float):
-    """A fixed-batch function: network inputs (B, S, S, 3) -> per photo (boxes (M, 4) in
-    canvas pixels, scores (M,), None: no heat map), NMS done."""
+    """A function of 1..`predict_batch` network inputs (n, S, S, 3) -> per photo (boxes
+    (M, 4) in canvas pixels, scores (M,), None: no heat map), NMS done.
+
+    Decoding and NMS are traced for a fixed batch (NMS needs it); a Keras network runs in
+    the same graph on the batch padded to it. A network with `forward_numpy` (the LiteRT
+    one, ml.serving) runs outside the graph on the real photos only, and its outputs are
+    padded instead: one photo costs one photo's forward pass, not `predict_batch`'s."""
     import keras
     import tensorflow as tf
 
     model._prediction_decoder = make_decoder(config, min(0.01, threshold))
-    size = config.image_size
-    spec = tf.TensorSpec((config.predict_batch, size, size, 3), tf.float32)
+    size, batch = config.image_size, config.predict_batch
+    spec = tf.TensorSpec((batch, size, size, 3), tf.float32)
     anchors = model.anchor_generator(tf.zeros((1, size, size, 3)))
     anchors = tf.concat(list(anchors.values()), axis=0)  # (A, 4) xyxy, all levels
-    top_k = min(config.pre_nms_top_k, int(anchors.shape[0]))
+    count = int(anchors.shape[0])
+    top_k = min(config.pre_nms_top_k, count)
+    tta_flip = config.tta_flip
 
-    def candidates(x):
+    def candidates(out):
         # RetinaNetObjectDetector.decode_predictions, but only the `pre_nms_top_k`
         # best anchors go on to NMS (as the RetinaNet paper does): NMS over all
         # ~30k anchors was 85 % of the predict time
-        out = model(x, training=False)
         best = tf.math.top_k(out["cls_logits"][..., 0], k=top_k).indices
         logits = tf.gather(out["cls_logits"], best, batch_dims=1)
         boxes = keras.utils.bounding_boxes.decode_deltas_to_boxes(
@@ -323,24 +330,52 @@ def make_predictor(model, config: DetectorConfig, threshold: float):
         )
         return boxes, logits
 
-    tta_flip = config.tta_flip
+    def detections(out, mirrored=None):
+        boxes, logits = candidates(out)
+        if mirrored is not None:  # the mirror's boxes, mirrored back, compete in the same NMS
+            fb, fl = candidates(mirrored)
+            fb = tf.stack([size - fb[..., 2], fb[..., 1], size - fb[..., 0], fb[..., 3]], -1)
+            boxes = tf.concat([boxes, fb], axis=1)
+            logits = tf.concat([logits, fl], axis=1)
+        found = model.prediction_decoder(boxes, logits)  # xyxy pixels: no image needed
+        return found["boxes"], found["confidence"]
 
     @tf.function(input_signature=[spec])
     @tf.autograph.experimental.do_not_convert  # straight-line code; avoids a warning
     def fn(x):
-        boxes, logits = candidates(x)
-        if tta_flip:  # the mirror's boxes, mirrored back, compete in the same NMS
-            fb, fl = candidates(tf.reverse(x, axis=[2]))
-            fb = tf.stack([size - fb[..., 2], fb[..., 1], size - fb[..., 0], fb[..., 3]], -1)
-            boxes = tf.concat([boxes, fb], axis=1)
-            logits = tf.concat([logits, fl], axis=1)
-        found = model.prediction_decoder(boxes, logits, images=x)
-        return found["boxes"], found["confidence"]
+        mirrored = model(tf.reverse(x, axis=[2]), training=False) if tta_flip else None
+        return detections(model(x, training=False), mirrored)
 
-    def predict(batch):
-        boxes, scores = fn(batch)
+    outputs = [
+        tf.TensorSpec((batch, count, 1), tf.float32),
+        tf.TensorSpec((batch, count, 4), tf.float32),
+    ]
+
+    @tf.function(input_signature=outputs * (2 if tta_flip else 1))
+    @tf.autograph.experimental.do_not_convert
+    def decode(cls, box, mirror_cls=None, mirror_box=None):
+        out = {"cls_logits": cls, "bbox_regression": box}
+        mirrored = None
+        if tta_flip:
+            mirrored = {"cls_logits": mirror_cls, "bbox_regression": mirror_box}
+        return detections(out, mirrored)
+
+    forward = getattr(model, "forward_numpy", None)
+
+    def predict(x):
+        n = int(x.shape[0])
+        if forward is None:
+            boxes, scores = fn(pad_batch(np.asarray(x, np.float32), batch))
+        else:
+            x = np.asarray(x, np.float32)
+            outs = list(forward(x))
+            if tta_flip:
+                outs += forward(np.ascontiguousarray(x[:, :, ::-1]))
+            # padding rows score nothing (logit -1e4): NMS keeps none of their boxes
+            outs = [pad_batch(o, batch, -1e4 if o.shape[-1] == 1 else 0.0) for o in outs]
+            boxes, scores = decode(*outs)
         boxes, scores = np.asarray(boxes, np.float32), np.asarray(scores, np.float32)
-        return [(boxes[i], scores[i], None) for i in range(len(boxes))]
+        return [(boxes[i], scores[i], None) for i in range(n)]
 
     predict.graph_fn = fn  # the traced function itself (tests compare it with keras-hub's)
     return predict

@@ -27,6 +27,7 @@ from ml.detector.preprocessing import (
     augment_sample,
     batched,
     model_input,
+    pad_batch,
     photo_dataset,
 )
 
@@ -261,8 +262,9 @@ def boxes_from_map(
 
 
 def make_predictor(model, config: DetectorConfig, threshold: float):
-    """A fixed-batch function: network inputs (B, S, S, 3) -> per photo (boxes (M, 4) in
-    canvas pixels, scores (M,), heat map (S/stride, S/stride) rust probability)."""
+    """A function of 1..`predict_batch` network inputs (n, S, S, 3) -> per photo (boxes
+    (M, 4) in canvas pixels, scores (M,), heat map (S/stride, S/stride) rust probability);
+    the traced network has a fixed batch, so fewer photos are padded to it."""
     import tensorflow as tf
 
     size = config.image_size
@@ -281,8 +283,8 @@ def make_predictor(model, config: DetectorConfig, threshold: float):
 
     s = stride(config)
 
-    def predict(batch):
-        maps = np.asarray(fn(batch), np.float32)
+    def predict(batch):  # 1..predict_batch photos
+        maps = np.asarray(fn(pad_batch(batch, config.predict_batch)), np.float32)[: len(batch)]
         out = []
         for prob in maps:
             boxes, scores = boxes_from_map(prob, config, upsample=s)

@@ -59,14 +59,56 @@ def test_litert_detector_matches_keras_and_converts_once(tmp_path, keras_home):
         assert_same_boxes(gb, gs, wb, ws)
     assert lite.model.path.is_file()
 
+    # a lone photo (the prediction API's case) runs the network on that photo only, and
+    # gets the boxes it gets in a batch
+    (alone_b, alone_s), (batch_b, batch_s) = lite.predict(photos[2:], 0.0)[0], got[2]
+    np.testing.assert_allclose(alone_b, batch_b, atol=1e-3)
+    np.testing.assert_allclose(alone_s, batch_s, atol=1e-5)
+    assert sorted(lite.model._interpreters) == [1, 2]
+
     again = LiteRTNetwork(lite.model._model, config, cache_dir=tmp_path / "cache")
     assert again.path == lite.model.path, "the same weights map to the same converted file"
-    x = rng.uniform(-1, 1, (2, 64, 64, 3)).astype(np.float32)
-    cls, box = again.run(x)
+    x = rng.uniform(-1, 1, (3, 64, 64, 3)).astype(np.float32)
+    cls, box = again.forward_numpy(x)  # any batch size, not only predict_batch
     raw = model(x, training=False)
     np.testing.assert_allclose(cls, np.asarray(raw["cls_logits"]), atol=1e-4)
     np.testing.assert_allclose(box, np.asarray(raw["bbox_regression"]), atol=1e-4)
-    with pytest.raises(ValueError, match="batch of shape"):
-        again.run(np.zeros((1, 64, 64, 3), np.float32))
+    with pytest.raises(ValueError, match=r"batch of shape \(B, 64, 64, 3\)"):
+        again.forward_numpy(np.zeros((1, 32, 32, 3), np.float32))
 
     assert not isinstance(load_detector(tmp_path / "det", runtime="keras").model, LiteRTNetwork)
+
+
+def test_litert_threads_setting(monkeypatch):
+    """One setting, RUSTWATCH_LITERT_THREADS, sizes every LiteRT interpreter."""
+    import os
+
+    from ml import litert
+
+    made = []
+
+    class Recorder:
+        def __init__(self, model_content, num_threads):
+            made.append(num_threads)
+
+    monkeypatch.setattr("ai_edge_litert.interpreter.Interpreter", Recorder)
+    monkeypatch.delenv("RUSTWATCH_LITERT_THREADS", raising=False)
+    assert 1 <= litert.litert_threads() == litert.usable_cpus() <= (os.cpu_count() or 1)
+    monkeypatch.setenv("RUSTWATCH_LITERT_THREADS", "1")
+    litert.interpreter(b"")
+    assert made == [1]
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv("RUSTWATCH_LITERT_THREADS", bad)
+        with pytest.raises(ValueError, match="RUSTWATCH_LITERT_THREADS must be"):
+            litert.litert_threads()
+
+
+def test_embedder_and_detector_use_the_one_setting():
+    """Neither network builds its own interpreter: both go through ml.litert."""
+    import inspect
+
+    from ml import embeddings, serving
+
+    for module in (embeddings, serving):
+        source = inspect.getsource(module)
+        assert "num_threads" not in source and "ml.litert import interpreter" in source
