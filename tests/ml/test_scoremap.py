@@ -98,9 +98,10 @@ def two_blobs() -> np.ndarray:
 
 def test_watershed_split_boxes_each_hot_core_inside_the_enclosing_region():
     prob = two_blobs()
-    config = cfg(box_thresholds=(0.3,), min_region=0.01)
-    (region,), _ = boxes_from_map(prob, config)  # one region: the blobs merge
-    boxes, scores = boxes_from_map(prob, cfg(box_thresholds=(0.3,), box_split="watershed"))
+    (region,), _ = boxes_from_map(prob, cfg(box_thresholds=(0.3,), box_split="none"))
+    assert region.tolist() == [10, 8, 41, 23]  # one region: the blobs merge above 0.3
+    config = cfg(box_thresholds=(0.3,), box_split="watershed", split_min_depth=0.0)
+    boxes, scores = boxes_from_map(prob, config)
     assert len(boxes) == 3
     found = {tuple(b): float(s) for b, s in zip(boxes.astype(int).tolist(), scores, strict=True)}
     x0, y0, x1, y1 = region.astype(int)
