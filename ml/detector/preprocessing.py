@@ -276,16 +276,35 @@ def read_sample(
     training pipeline does per photo, every epoch, when it reaches it."""
     w, h = photo_size(image_path)
     boxes = check_boxes(boxes, w, h, str(image_path))
-    image = load_image(image_path, min_side=max_side)  # JPEG draft: decoded at >= max_side
+    image = load_shrunk(image_path, max_side, (w, h))
     mask = load_mask(mask_path, w, h) if mask_path is not None else None
-    if max(h, w) > max_side:
-        r = max_side / max(h, w)
-        size = (max(1, round(w * r)), max(1, round(h * r)))
-        image = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR))
+    if image.shape[:2] != (h, w):
+        size = (image.shape[1], image.shape[0])
         if mask is not None:
             mask = np.asarray(Image.fromarray(mask).resize(size, Image.Resampling.NEAREST))
         boxes = boxes * np.array([size[0] / w, size[1] / h] * 2, np.float32)
     return Decoded(image, boxes, mask)
+
+
+def read_side(config: DetectorConfig) -> int:
+    """The longest side a photo is decoded at, for training and prediction alike: 2x the
+    model size, so training crops keep some detail."""
+    return 2 * config.image_size
+
+
+def load_shrunk(
+    path: str | os.PathLike, max_side: int, size: tuple[int, int] | None = None
+) -> np.ndarray:
+    """The photo decoded with its long side at most `max_side`: JPEG draft decoding (a 4000 px
+    photo is never decoded whole), then a bilinear resize. `size`: its (W, H), when the header
+    was read already."""
+    w, h = size or photo_size(path)
+    image = load_image(path, min_side=max_side)  # JPEG draft: decoded at >= max_side
+    if max(h, w) > max_side:
+        r = max_side / max(h, w)
+        shrunk = (max(1, round(w * r)), max(1, round(h * r)))
+        image = np.asarray(Image.fromarray(image).resize(shrunk, Image.Resampling.BILINEAR))
+    return image
 
 
 def photo_dataset(
@@ -304,7 +323,7 @@ def photo_dataset(
     import tensorflow as tf
 
     boxes = check_samples(samples, masks=masks)
-    max_side = 2 * config.image_size  # keep 2x the model size so crops keep some detail
+    max_side = read_side(config)
     paths = [str(s.image_path) for s in samples]
     mask_paths = [str(s.mask_path) if masks and s.mask_path else "" for s in samples]
     flat = np.concatenate([np.zeros((0, 4), np.float32), *boxes]).astype(np.float32)
@@ -367,13 +386,18 @@ def model_input(config: DetectorConfig, canvas):
 
 
 def prepare_photo(image: Path | np.ndarray, index: int, config: DetectorConfig):
-    """One photo for prediction: (network input, scale to canvas, (H, W) of the original)."""
+    """One photo for prediction: (network input, scale to canvas, (H, W) of the original).
+
+    A file is read as training reads it (`load_shrunk` to `read_side`); the scale maps
+    canvas pixels back to the original photo's."""
     if isinstance(image, (str, os.PathLike)):
-        arr = load_image(image)
+        w, h = photo_size(image)
+        arr = load_shrunk(image, read_side(config), (w, h))
     else:
         arr = as_rgb(image, f"image {index}")
+        h, w = arr.shape[:2]
     x, scale = _predict_input(config)(arr)
-    return x, float(scale), arr.shape[:2]
+    return x, float(scale) * max(arr.shape[:2]) / max(h, w), (h, w)
 
 
 def pad_batch(x: np.ndarray, rows: int, value: float = 0.0) -> np.ndarray:

@@ -112,3 +112,27 @@ def test_embedder_and_detector_use_the_one_setting():
     for module in (embeddings, serving):
         source = inspect.getsource(module)
         assert "num_threads" not in source and "ml.litert import interpreter" in source
+
+
+def test_a_large_photo_file_is_read_as_training_reads_it(tmp_path):
+    """A 2400 px JPEG is decoded shrunk (JPEG draft, then to 2x the model size), never
+    whole; the canvas and the scale back to the photo's pixels are those of the full read."""
+    from PIL import Image
+
+    from ml.detector import DetectorConfig
+    from ml.detector.preprocessing import load_image, prepare_photo, read_side
+
+    config = DetectorConfig.from_dict(TINY)
+    yy, xx = np.mgrid[0:1800, 0:2400]
+    smooth = np.stack([xx % 256, yy % 256, (xx + yy) // 20 % 256], -1).astype(np.uint8)
+    path = tmp_path / "drone.jpg"
+    Image.fromarray(smooth).save(path, quality=95)
+
+    x, scale, (h, w) = prepare_photo(path, 0, config)
+    assert (h, w) == (1800, 2400)
+    assert scale == pytest.approx(config.image_size / 2400)  # canvas px per photo px
+    full, full_scale, _ = prepare_photo(load_image(path), 0, config)
+    assert full_scale == pytest.approx(scale)
+    # the same picture, to JPEG and resampling noise (inputs are in [-1, 1])
+    assert np.abs(np.asarray(x) - np.asarray(full)).mean() < 0.02
+    assert read_side(config) == 2 * config.image_size
