@@ -423,6 +423,7 @@ def _predict_input(config: DetectorConfig):
         import tensorflow as tf
 
         @tf.function(input_signature=[tf.TensorSpec((None, None, 3), tf.uint8)])
+        @tf.autograph.experimental.do_not_convert  # straight-line code; avoids a warning
         def fn(image):
             canvas, scale, _, _ = letterbox(image, config.image_size)
             return model_input(config, canvas), scale
