@@ -173,9 +173,10 @@ def _nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
 
 
 def hot_cores(
-    prob: np.ndarray, regions: np.ndarray, config: DetectorConfig, cell: int = 1
-) -> np.ndarray:
-    """Labels (h, w) of the hot cores inside the labelled regions `regions` (0: none).
+    prob: np.ndarray, regions: list[np.ndarray], config: DetectorConfig, cell: int = 1
+) -> list[np.ndarray]:
+    """Labels (h, w) of the hot cores inside each labelling of `regions` (0: none), e.g. the
+    regions above each box threshold.
 
     Neighbouring rust patches merge into one region above a threshold; their peaks stay
     apart. Each peak (scikit-image `peak_local_max`) at least `split_min_distance` cells
@@ -189,29 +190,38 @@ def hot_cores(
     from skimage.morphology import h_maxima, local_maxima
     from skimage.segmentation import watershed
 
-    n = int(regions.max())
-    if n == 0:
-        return np.zeros_like(regions)
-    peaks = peak_local_max(
-        prob,
-        min_distance=max(1, config.split_min_distance * cell),
-        labels=regions,
-        exclude_border=False,
-    )
+    # what depends on the map alone is found once for every labelling: the deep peaks, and
+    # the flat tops (a saturated patch is one seed, not a peak per pixel)
+    deep = None
     if config.split_min_depth > 0:
-        at = tuple(peaks.T)
         deep = h_maxima(prob.astype(np.float64), config.split_min_depth).astype(bool)
-        # a region's highest peak has no higher one to stand above: it always seeds a core
-        top = np.asarray(ndimage.maximum(prob, regions, np.arange(1, n + 1)))
-        peaks = peaks[deep[at] | (prob[at] >= top[regions[at] - 1])]
-    # a flat top (a saturated patch) is one seed, not a peak per pixel: seeds are the
-    # regional maxima (plateaus included) that hold a kept peak; a peak on a shoulder
-    # (a flat step below a higher part of the region) seeds nothing
-    tops, _ = ndimage.label(local_maxima(prob) & (regions > 0), structure=np.ones((3, 3), bool))
-    seeds = np.unique(tops[tuple(peaks.T)])
-    seeds = seeds[seeds > 0]
-    markers = np.where(np.isin(tops, seeds), np.searchsorted(seeds, tops) + 1, 0)  # 1..n
-    return watershed(-prob, markers, mask=regions > 0)
+    tops, _ = ndimage.label(local_maxima(prob), structure=np.ones((3, 3), bool))
+    out = []
+    for labels in regions:
+        n = int(labels.max())
+        if n == 0:
+            out.append(np.zeros_like(labels))
+            continue
+        peaks = peak_local_max(
+            prob,
+            min_distance=max(1, config.split_min_distance * cell),
+            labels=labels,
+            exclude_border=False,
+        )
+        at = tuple(peaks.T)
+        if deep is not None:
+            # a region's highest peak has no higher one to stand above: it always seeds
+            top = np.asarray(ndimage.maximum(prob, labels, np.arange(1, n + 1)))
+            peaks = peaks[deep[at] | (prob[at] >= top[labels[at] - 1])]
+            at = tuple(peaks.T)
+        # seeds: the flat tops that hold a kept peak; a peak on a shoulder (a flat step
+        # below a higher part of the region) seeds nothing
+        seeds = np.unique(tops[at])
+        seeds = seeds[seeds > 0]
+        inside = labels > 0
+        markers = np.where(np.isin(tops, seeds) & inside, np.searchsorted(seeds, tops) + 1, 0)
+        out.append(watershed(-prob, markers, mask=inside))
+    return out
 
 
 def boxes_from_map(
@@ -235,24 +245,23 @@ def boxes_from_map(
     score_of = ndimage.mean if config.box_score == "mean" else ndimage.maximum
     found_boxes, found_scores = [], []
     structure = np.ones((3, 3), bool)
-    for t in config.box_thresholds:
-        regions, _ = ndimage.label(prob >= t, structure=structure)
-        labelings = [regions]
-        if config.box_split == "watershed":
-            labelings.append(hot_cores(prob, regions, config, cell=upsample))
-        for labels in labelings:
-            n = int(labels.max())
-            if n == 0:
+    regions = [ndimage.label(prob >= t, structure=structure)[0] for t in config.box_thresholds]
+    labelings = list(regions)
+    if config.box_split == "watershed":
+        labelings += hot_cores(prob, regions, config, cell=upsample)
+    for labels in labelings:
+        n = int(labels.max())
+        if n == 0:
+            continue
+        index = np.arange(1, n + 1)
+        sizes = ndimage.sum_labels(np.ones_like(prob), labels, index)
+        scores = score_of(prob, labels, index)
+        for k, region in enumerate(ndimage.find_objects(labels)):
+            if region is None or sizes[k] < min_cells:
                 continue
-            index = np.arange(1, n + 1)
-            sizes = ndimage.sum_labels(np.ones_like(prob), labels, index)
-            scores = score_of(prob, labels, index)
-            for k, region in enumerate(ndimage.find_objects(labels)):
-                if region is None or sizes[k] < min_cells:
-                    continue
-                ys, xs = region
-                found_boxes.append((xs.start, ys.start, xs.stop, ys.stop))
-                found_scores.append(scores[k])
+            ys, xs = region
+            found_boxes.append((xs.start, ys.start, xs.stop, ys.stop))
+            found_scores.append(scores[k])
     if not found_boxes:
         return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
     boxes = np.asarray(found_boxes, np.float32)
