@@ -78,21 +78,26 @@ KEYS = ("accuracy", "roc_auc", "recall_rust", "threshold", "vt_roc_auc", "vt_acc
 
 
 class Features:
-    """Cached (N, V, D) embeddings per backbone, views concatenated over backbones."""
+    """Cached (N, V, D) embeddings per backbone and input sizes (a variant's), concatenated
+    over backbones."""
 
     def __init__(self, cache):
-        from ml.classifier import ClassifierConfig, RustClassifier
-
         self.cache = cache
         self._clf = {}
-        self._make = lambda b: RustClassifier(ClassifierConfig(backbone=b))
         self.seconds = 0.0
 
-    def get(self, backbones, photos, views) -> np.ndarray:
+    def get(self, backbones, photos, views, config) -> np.ndarray:
+        from ml.classifier import ClassifierConfig, RustClassifier
+
         t0 = time.perf_counter()
         parts = []
         for b in backbones:
-            clf = self._clf.setdefault(b, self._make(b))
+            key = (b, config.image_sizes, config.pooling)
+            if key not in self._clf:
+                self._clf[key] = RustClassifier(
+                    ClassifierConfig(backbone=b, image_sizes=key[1], pooling=key[2])
+                )
+            clf = self._clf[key]
             paths, shas = [p.path for p in photos], [p.sha256 for p in photos]
             parts.append(clf.embed(paths, shas, views, self.cache, progress=True))
         self.seconds += time.perf_counter() - t0
@@ -110,15 +115,15 @@ def evaluate(name: str, data: dict, feats: Features, args) -> dict:
     _, backbones, overrides, trained_on = VARIANTS[name]
     config = ClassifierConfig(**overrides)
     seed, vt_test = data["seed"], data["vt_test"]
-    x = feats.get(backbones, seed, config.train_views)
-    xv = feats.get(backbones, vt_test, config.predict_views)
+    x = feats.get(backbones, seed, config.train_views, config)
+    xv = feats.get(backbones, vt_test, config.predict_views, config)
     y, yv = np.array([p.label for p in seed]), np.array([p.label for p in vt_test])
     groups = np.array([p.group or p.id for p in seed])
     extra = None
     if trained_on != "seed":
         clean = data["vt_clean"]
         extra = (
-            feats.get(backbones, clean, config.train_views),
+            feats.get(backbones, clean, config.train_views, config),
             np.zeros(len(clean), dtype=int),
             np.array([p.group for p in clean]),
         )
