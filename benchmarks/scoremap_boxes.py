@@ -74,6 +74,14 @@ SETTINGS = {
     "watershed, distance 2, 0.1..0.9": {**WS, "box_thresholds": T19},
     "watershed, distance 2, min_region 0.0002": {**WS, "min_region": 2e-4},
 }
+BOX_KEYS = (
+    "box_thresholds",
+    "min_region",
+    "box_split",
+    "split_min_distance",
+    "split_min_depth",
+    "box_score",
+)
 KEYS = ("AP", "AP50", "AP75", "AR100", "boxes", "covered", "on_rust", "box_on_rust")
 
 
@@ -154,9 +162,12 @@ def main(argv: list[str] | None = None) -> int:
     from ml.metrics import detection_metrics, mask_metrics
 
     model_dir = Path(args.model)
-    config = DetectorConfig.from_dict(
+    saved = DetectorConfig.from_dict(
         json.loads((model_dir / "detector.json").read_text())["config"]
     )
+    # an artifact keeps the box settings it was saved with; "default" is today's
+    current = DetectorConfig(family="scoremap")
+    config = replace(saved, **{k: getattr(current, k) for k in BOX_KEYS})
     train = masked_photos(VT, "train")
     # the sample benchmarks/external.py trained on (vt_samples: seed 0)
     used = set(np.random.default_rng(0).choice(len(train), args.trained_on, replace=False))
