@@ -71,6 +71,13 @@ VARIANTS: dict[str, tuple[str, tuple[str, ...], dict, str]] = {
     "tiles2+ens": ("a+c", ENSEMBLE, {"tile_grids": (2,)}, "seed"),
     "size224": ("a", (DEFAULT_BACKBONE,), {"image_sizes": (224,)}, "seed"),
     "size224+448": ("a", (DEFAULT_BACKBONE,), {"image_sizes": (224, 448)}, "seed"),
+    "tiles23-C0.003": ("a+d", (DEFAULT_BACKBONE,), {"tile_grids": (2, 3), "C": 0.003}, "seed"),
+    "size224+448-C0.003": (
+        "a+d",
+        (DEFAULT_BACKBONE,),
+        {"image_sizes": (224, 448), "C": 0.003},
+        "seed",
+    ),
     "default+vtclean": ("e", (DEFAULT_BACKBONE,), {}, "seed+vt clean"),
     "tiles2+vtclean": ("a+e", (DEFAULT_BACKBONE,), {"tile_grids": (2,)}, "seed+vt clean"),
 }
