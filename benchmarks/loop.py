@@ -503,9 +503,10 @@ def bench_predict(args, work: Path, env: dict[str, str]) -> tuple[str, dict]:
     import requests
     from django.conf import settings
     from django.contrib.auth.models import Group, User
-    from rest_framework.authtoken.models import Token
 
     from inspection.models import DeployedModel, ModelVersion
+    from inspection.services.tokens import issue_token
+    from ml.serving import detector_runtime
 
     art = seed_models(work / "predict-models")
     name = "models/bench"
@@ -519,7 +520,7 @@ def bench_predict(args, work: Path, env: dict[str, str]) -> tuple[str, dict]:
         DeployedModel.objects.update_or_create(kind=kind, defaults={"version": version})
     user = User.objects.filter(username="drone").first() or User.objects.create_user("drone")
     user.groups.add(Group.objects.get(name="integration"))
-    token, _ = Token.objects.get_or_create(user=user)
+    _, key = issue_token(user=user, issued_by=user)
 
     port = _free_port()
     logs = work / "logs"
@@ -540,7 +541,7 @@ def bench_predict(args, work: Path, env: dict[str, str]) -> tuple[str, dict]:
         ),
     ]  # fmt: skip
     url = f"http://127.0.0.1:{port}/api/v1/predict"
-    headers = {"Authorization": f"Token {token.key}", "Content-Type": "image/jpeg"}
+    headers = {"Authorization": f"Token {key}", "Content-Type": "image/jpeg"}
     photos = seed_photos()
     try:
 
@@ -578,7 +579,9 @@ def bench_predict(args, work: Path, env: dict[str, str]) -> tuple[str, dict]:
     ok = codes.count(200)
     return (
         table(
-            f"POST /api/v1/predict, raw JPEG body, {len(ms)} requests in a row, warm worker",
+            f"POST /api/v1/predict, raw JPEG body, {len(ms)} requests in a row, warm worker; "
+            f"RUSTWATCH_PREDICT_POLL_S {settings.RUSTWATCH_PREDICT_POLL_S}, detector network "
+            f"{detector_runtime()}",
             ["", "p50 ms", "p95 ms", "max ms", "200 answers"],
             [
                 [

@@ -7,9 +7,13 @@ Everything around the network (letterboxing, anchor decoding, top-k, NMS, the
 mapping back to original pixels) is the detector's own code, so the boxes are the
 same to float tolerance (tests/ml/test_serving.py).
 
-On a 2-core CPU the LiteRT network is ~3x faster than Keras' (benchmarks/loop.py
-scoring); it runs outside the predictor's graph on the real photos only, so a lone
-photo costs one forward pass. Threads: RUSTWATCH_LITERT_THREADS (`ml.litert`).
+On a 2-core CPU the LiteRT network takes a third of Keras' CPU time (~19 vs ~63 ms a
+photo at 384 px), the whole detector ~1.7x less wall time (benchmarks/loop.py scoring).
+It runs outside the predictor's graph on the real photos only, so a lone photo costs
+one forward pass. Threads: RUSTWATCH_LITERT_THREADS (`ml.litert`). Float16 and
+dynamic-range (int8 weight) conversions were not reliably faster on this CPU (-20 %
+CPU time at batch 1, +10-20 % at batch 4, within the shared machine's noise) for
+boxes that move, so the network stays float32.
 
 The converted network is kept beside the embedding cache, keyed by the weights'
 fingerprint and the input size, so each deployed version converts once per
