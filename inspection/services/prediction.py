@@ -142,18 +142,16 @@ def _send(job_id: int) -> None:
 
 
 def wait_for_job(job: Job, timeout: float | None = None) -> Job:
-    """The job after it finished, or as it is after `timeout` seconds (polling the row, at
-    most RUSTWATCH_PREDICT_POLL_S apart)."""
+    """The job after it finished, or as it is after `timeout` seconds (polling the row)."""
     timeout = settings.RUSTWATCH_PREDICT_WAIT_S if timeout is None else timeout
     deadline = time.monotonic() + timeout
-    longest = settings.RUSTWATCH_PREDICT_POLL_S
-    interval = min(0.02, longest)
+    interval = 0.02
     while True:
         job.refresh_from_db()
         if job.finished or time.monotonic() >= deadline:
             return job
         time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
-        interval = min(interval * 1.5, longest)
+        interval = min(interval * 1.5, 0.25)
 
 
 def prediction_result(job: Job) -> dict[str, Any]:
