@@ -222,8 +222,9 @@ CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
 # How often an idle worker looks for new tasks on the filesystem broker (up to this long
 # added to every prediction request; Redis hands tasks over as they come). 1 s, kombu's
 # default (loop.py predict p50 ~1.0 s). At 0.1 s two runs answered all requests (p50 ~0.3 s)
-# but one answered only 15 of 50 within 5 s, unexplained (kombu's filesystem reader does not
-# take its writer's lock): lower it once that is understood.
+# but in one only 15 of 50 got their answer within the API's wait (the rest a 202 and a
+# job URL), unexplained (kombu's filesystem reader does not take its writer's lock): lower
+# it once that is understood.
 _POLL = os.environ.get("RUSTWATCH_PREDICT_POLL_S", "").strip() or "1"
 try:
     RUSTWATCH_PREDICT_POLL_S = float(_POLL)
